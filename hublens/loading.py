@@ -1,0 +1,335 @@
+"""`load_model`: bundled names, Hugging Face names and folders, GGUF files, or live objects."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from hublens._version import __version__
+from hublens.bundled import BUNDLED, DEFAULT_MODEL
+from hublens.cache import cache_root, read_manifest, write_entry
+from hublens.errors import UnknownModelError, WeightsNotFoundError
+from hublens.install_guard import no_package_installs
+from hublens.model import HubModel, Provenance
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+_SUPPLY_WEIGHTS = (
+    "No model hub is needed if you supply the weights yourself: pass a local Hugging Face "
+    "folder (config.json + *.safetensors + tokenizer files) as load_model('/path/to/folder'), "
+    "a local .gguf file as load_model('/path/to/model.gguf'), an already built model as "
+    "load_model(hf_model, tokenizer), or a bundled name: " + ", ".join(sorted(BUNDLED)) + "."
+)
+
+
+def load_model(
+    model: str | os.PathLike[str] | PreTrainedModel = DEFAULT_MODEL,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    prepend_bos: bool | None = None,
+    dominant_language: str | None = None,
+    tl_name: str | None = None,
+    rebuild_cache: bool = False,
+) -> HubModel:
+    """Load a model as a TransformerLens 4 ``TransformerBridge`` wrapped in a :class:`HubModel`.
+
+    Args:
+        model: A bundled name (``"gemma-3-270m"``, the default, or ``"smollm2-135m"``), a
+            TransformerLens-supported Hugging Face name, a local Hugging Face folder, a local
+            ``.gguf`` file, or an already built transformers model (then pass ``tokenizer``).
+        tokenizer: The tokenizer, when ``model`` is a built model; otherwise leave None.
+        device: Where to put the model.
+        dtype: Parameter dtype. Cached weights are fp32 and cast on load.
+        prepend_bos: Whether prompts start with BOS. None: the bundled model's policy, else
+            whether the tokenizer adds BOS by itself.
+        dominant_language: The model's dominant language (default ``"en"``).
+        tl_name: Official Hugging Face name of the architecture, for folders, GGUF files and
+            built models whose config does not name it (rarely needed).
+        rebuild_cache: Rebuild the dequantised cache entry of a bundled or GGUF model.
+
+    Returns:
+        The wrapped model, in eval mode.
+
+    Raises:
+        UnknownModelError: ``model`` is not bundled, not a path and not a TransformerLens model.
+        WeightsNotFoundError: The model is known but its weights are not on this machine.
+        CacheError: The cached weights are corrupt or truncated.
+        TypeError: A built model came without a tokenizer, or a tokenizer without a built model.
+
+    Example:
+        >>> import hublens
+        >>> model = hublens.load_model("gemma-3-270m")  # doctest: +SKIP
+    """
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype={dtype!r}: pass a torch dtype such as torch.float32.")
+    options = dict(
+        device=device,
+        dtype=dtype,
+        prepend_bos=prepend_bos,
+        dominant_language=dominant_language,
+        tl_name=tl_name,
+    )
+    if not isinstance(model, (str, os.PathLike)):
+        if tokenizer is None:
+            raise TypeError(
+                f"model={type(model).__name__}: a built model needs its tokenizer too: "
+                "load_model(hf_model, tokenizer)."
+            )
+        return _from_objects(model, tokenizer, name="object", source="object", location="", **options)
+    if tokenizer is not None:
+        raise TypeError(
+            f"tokenizer=... is only for built models; model={model!r} is a name or path, whose "
+            "tokenizer hublens loads itself."
+        )
+    name = os.fspath(model)
+    if name in BUNDLED:
+        return _load_bundled(name, rebuild_cache=rebuild_cache, **options)
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return _load_folder(path, **options)
+        if path.suffix == ".gguf":
+            return _load_gguf(path, rebuild_cache=rebuild_cache, **options)
+        raise UnknownModelError(
+            f"model={name!r} is a file but not a .gguf file. Pass a .gguf file, a Hugging Face "
+            "folder, or a model name."
+        )
+    if path.suffix == ".gguf" or name.startswith((".", "/", "~")):
+        raise WeightsNotFoundError(f"model={name!r}: no such file or folder. {_SUPPLY_WEIGHTS}")
+    return _load_hub_name(name, **options)
+
+
+def _load_bundled(name: str, *, rebuild_cache: bool, **options: Any) -> HubModel:
+    spec = BUNDLED[name]
+    package_version = spec.package_version()
+    entry = cache_root() / f"{name}-{package_version}-fp32"
+
+    def locate(scratch: Path) -> Path:
+        return spec.locate_gguf(scratch)
+
+    location = f"{spec.distribution}=={package_version}"
+    hf, tok, sha = _cached_gguf(entry, locate, rebuild_cache, meta={"bundled": name, "package": location})
+    options["prepend_bos"] = spec.prepend_bos if options["prepend_bos"] is None else options["prepend_bos"]
+    options["dominant_language"] = options["dominant_language"] or spec.dominant_language
+    options["tl_name"] = options["tl_name"] or spec.tl_name
+    return _from_objects(
+        hf, tok, name=name, source="bundled", location=location, weights_sha256=sha, **options
+    )
+
+
+def _load_gguf(path: Path, *, rebuild_cache: bool, **options: Any) -> HubModel:
+    path = path.resolve()
+    stat = path.stat()
+    key = hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    entry = cache_root() / f"gguf-{path.stem}-{key}-fp32"
+    hf, tok, sha = _cached_gguf(
+        entry, lambda scratch: path, rebuild_cache, meta={"gguf": str(path), "size": stat.st_size}
+    )
+    return _from_objects(
+        hf, tok, name=str(path), source="gguf", location=str(path), weights_sha256=sha, **options
+    )
+
+
+def _cached_gguf(
+    entry: Path, locate: Any, rebuild: bool, meta: dict[str, Any]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """Load a dequantised fp32 copy of a GGUF model from the cache, building it if absent."""
+    if rebuild or not entry.exists():
+        _build_gguf_entry(entry, locate, meta)
+    # Hash the entry on a second thread while the main one imports and reads (hashlib releases
+    # the GIL). Nothing loaded is returned before the verification has passed.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        verified = pool.submit(read_manifest, entry)
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            hf = AutoModelForCausalLM.from_pretrained(
+                entry, dtype=torch.float32, attn_implementation="eager", local_files_only=True
+            )
+            # add_bos_token=True up front: TransformerLens otherwise re-reads the whole tokenizer
+            # to get a BOS-adding copy (seconds for Gemma's 262k vocabulary). hublens encodes
+            # with add_special_tokens=False and adds BOS itself, per the model's policy.
+            tok = AutoTokenizer.from_pretrained(entry, local_files_only=True, add_bos_token=True)
+        except Exception:
+            verified.result()  # a corrupt entry explains the failure better: raise CacheError
+            raise
+        manifest = verified.result()
+    return hf, tok, manifest["files"]["model.safetensors"]["sha256"]
+
+
+def _build_gguf_entry(entry: Path, locate: Any, meta: dict[str, Any]) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    logger.warning(
+        "hublens: first load of %s: dequantising GGUF weights into %s (about a minute; later "
+        "loads read the cache).",
+        meta,
+        entry,
+    )
+    with tempfile.TemporaryDirectory(prefix="hublens-gguf-") as scratch:
+        gguf = locate(Path(scratch))
+        hf = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # save_pretrained refuses a GGUF-loaded model until the quantizer traces are gone.
+        hf.hf_quantizer = None
+        if hasattr(hf.config, "quantization_config"):
+            del hf.config.quantization_config
+        if not getattr(hf.config, "architectures", None):
+            hf.config.architectures = [type(hf).__name__]
+
+        def writer(folder: Path) -> None:
+            hf.save_pretrained(folder, safe_serialization=True)
+            tok.save_pretrained(folder)
+
+        write_entry(entry, writer, meta={**meta, "hublens": __version__})
+    logger.warning("hublens: cache entry %s built in %.0f s", entry, time.perf_counter() - started)
+
+
+def _load_folder(path: Path, **options: Any) -> HubModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (path / "config.json").is_file():
+        raise WeightsNotFoundError(
+            f"model={str(path)!r} is a folder without config.json; a Hugging Face model folder "
+            f"needs config.json, weights (*.safetensors) and tokenizer files. {_SUPPLY_WEIGHTS}"
+        )
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(
+            path, dtype=options["dtype"], attn_implementation="eager", local_files_only=True,
+            use_safetensors=True,
+        )
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except OSError as exc:
+        raise WeightsNotFoundError(
+            f"model={str(path)!r}: could not load a model from this folder ({exc}). hublens "
+            f"loads safetensors weights only, never pickles. {_SUPPLY_WEIGHTS}"
+        ) from exc
+    return _from_objects(hf, tok, name=str(path), source="folder", location=str(path), **options)
+
+
+def _load_hub_name(name: str, **options: Any) -> HubModel:
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformer_lens.model_bridge.sources.transformers.helpers import check_model_support
+
+    support = check_model_support(name)
+    if not support.get("is_supported"):
+        hint = support.get("suggestion")
+        raise UnknownModelError(
+            f"model={name!r} is not a bundled hublens model, not an existing path, and not a "
+            f"model TransformerLens supports"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+            + f". Bundled models: {', '.join(sorted(BUNDLED))}. {_SUPPLY_WEIGHTS}"
+        )
+    try:
+        with no_package_installs():
+            bridge = TransformerBridge.boot_transformers(
+                name, device=options["device"], dtype=options["dtype"]
+            )
+    except (OSError, ValueError) as exc:
+        raise WeightsNotFoundError(
+            f"model={name!r} is supported by TransformerLens but its weights are not on this "
+            f"machine and no model hub answered ({type(exc).__name__}: {exc}). {_SUPPLY_WEIGHTS}"
+        ) from exc
+    return _wrap(bridge, bridge.tokenizer, name=name, source="huggingface", location=name,
+                 weights_sha256=None, **options)
+
+
+def _from_objects(
+    hf: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    name: str,
+    source: str,
+    location: str,
+    weights_sha256: str | None = None,
+    **options: Any,
+) -> HubModel:
+    """Boot a TransformerBridge around an already built Hugging Face model."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    config = hf.config
+    if not getattr(config, "architectures", None):
+        config.architectures = [type(hf).__name__]
+    tl_name = options["tl_name"] or getattr(config, "_name_or_path", "") or type(hf).__name__
+    hf = hf.to(device=options["device"], dtype=options["dtype"]).eval()
+    with no_package_installs():
+        bridge = TransformerBridge.boot_transformers(
+            str(tl_name), hf_model=hf, tokenizer=tokenizer, device=options["device"],
+            dtype=options["dtype"],
+        )
+    options["tl_name"] = str(tl_name)
+    return _wrap(bridge, tokenizer, name=name, source=source, location=location,
+                 weights_sha256=weights_sha256, **options)
+
+
+def _tokenizer_adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    ids = tokenizer("a")["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
+def _wrap(
+    bridge: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    name: str,
+    source: str,
+    location: str,
+    weights_sha256: str | None,
+    device: str | torch.device,
+    dtype: torch.dtype,
+    prepend_bos: bool | None,
+    dominant_language: str | None,
+    tl_name: str | None,
+) -> HubModel:
+    import transformer_lens
+    import transformers
+
+    bridge.eval()
+    if prepend_bos is None:
+        prepend_bos = _tokenizer_adds_bos(tokenizer)
+    if prepend_bos and tokenizer.bos_token_id is None:
+        raise ValueError(
+            f"prepend_bos=True but the tokenizer of {name!r} has no BOS token; pass "
+            "prepend_bos=False."
+        )
+    provenance = Provenance(
+        name=name,
+        source=source,
+        tl_name=tl_name or name,
+        location=location,
+        weights_sha256=weights_sha256,
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(device),
+        versions={
+            "hublens": __version__,
+            "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        },
+    )
+    return HubModel(
+        bridge,
+        tokenizer,
+        prepend_bos=prepend_bos,
+        dominant_language=dominant_language or "en",
+        provenance=provenance,
+    )
