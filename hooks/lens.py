@@ -184,10 +184,10 @@ class LogitLens:
         )
 
     def _check_ids(self, ids: Tensor, lead: torch.Size) -> Tensor:
-        if ids.dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16):
-            raise ValueError("token_ids must be integer token ids, not floats.")
         if ids.numel() == 0:
             raise ValueError("token_ids is empty: pass at least one id, or None for no targets.")
+        if ids.is_floating_point():
+            raise ValueError("token_ids must be integer token ids, not floats.")
         if int(ids.min()) < 0 or int(ids.max()) >= self.d_vocab:
             raise ValueError(
                 f"token_ids must lie in [0, {self.d_vocab}); got min {int(ids.min())}, "

@@ -227,7 +227,9 @@ def _load_hub_name(name: str, **options: Any) -> HubModel:
     from transformer_lens.model_bridge import TransformerBridge
     from transformer_lens.model_bridge.sources.transformers.helpers import check_model_support
 
-    support = check_model_support(name)
+    from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
+
+    support = check_model_support(resolve_model_alias(name) or name)
     if not support.get("is_supported"):
         hint = support.get("suggestion")
         raise UnknownModelError(
@@ -268,6 +270,8 @@ def _from_objects(
         config.architectures = [type(hf).__name__]
     tl_name = options["tl_name"] or getattr(config, "_name_or_path", "") or type(hf).__name__
     hf = hf.to(device=options["device"], dtype=options["dtype"]).eval()
+    # TransformerLens reads init_kwargs["name_or_path"], absent from in-memory tokenizers.
+    tokenizer.init_kwargs.setdefault("name_or_path", tokenizer.name_or_path or "")
     with no_package_installs():
         bridge = TransformerBridge.boot_transformers(
             str(tl_name), hf_model=hf, tokenizer=tokenizer, device=options["device"],
