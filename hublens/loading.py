@@ -121,7 +121,10 @@ def _load_bundled(name: str, *, rebuild_cache: bool, **options: Any) -> HubModel
         return spec.locate_gguf(scratch)
 
     location = f"{spec.distribution}=={package_version}"
-    hf, tok, sha = _cached_gguf(entry, locate, rebuild_cache, meta={"bundled": name, "package": location})
+    hf, tok, sha = _cached_gguf(
+        entry, locate, rebuild_cache, meta={"bundled": name, "package": location},
+        add_bos_token=spec.prepend_bos,
+    )
     options["prepend_bos"] = spec.prepend_bos if options["prepend_bos"] is None else options["prepend_bos"]
     options["dominant_language"] = options["dominant_language"] or spec.dominant_language
     options["tl_name"] = options["tl_name"] or spec.tl_name
@@ -144,7 +147,7 @@ def _load_gguf(path: Path, *, rebuild_cache: bool, **options: Any) -> HubModel:
 
 
 def _cached_gguf(
-    entry: Path, locate: Any, rebuild: bool, meta: dict[str, Any]
+    entry: Path, locate: Any, rebuild: bool, meta: dict[str, Any], add_bos_token: bool | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load a dequantised fp32 copy of a GGUF model from the cache, building it if absent."""
     if rebuild or not entry.exists():
@@ -159,10 +162,12 @@ def _cached_gguf(
             hf = AutoModelForCausalLM.from_pretrained(
                 entry, dtype=torch.float32, attn_implementation="eager", local_files_only=True
             )
-            # add_bos_token=True up front: TransformerLens otherwise re-reads the whole tokenizer
-            # to get a BOS-adding copy (seconds for Gemma's 262k vocabulary). hublens encodes
-            # with add_special_tokens=False and adds BOS itself, per the model's policy.
-            tok = AutoTokenizer.from_pretrained(entry, local_files_only=True, add_bos_token=True)
+            # For BOS models, say add_bos_token=True up front: TransformerLens otherwise re-reads
+            # the whole tokenizer to get a BOS-adding copy (seconds for Gemma's 262k
+            # vocabulary). hublens itself encodes with add_special_tokens=False and adds BOS
+            # per the model's recorded policy.
+            extra = {} if add_bos_token is None else {"add_bos_token": add_bos_token}
+            tok = AutoTokenizer.from_pretrained(entry, local_files_only=True, **extra)
         except Exception:
             verified.result()  # a corrupt entry explains the failure better: raise CacheError
             raise

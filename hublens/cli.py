@@ -1,0 +1,123 @@
+"""The ``hublens`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from hublens.bundled import BUNDLED, DEFAULT_MODEL
+
+#: The default translation prompt: French to Chinese, read in English in the middle layers.
+DEFAULT_PROMPT = 'Français: "fleur" - 中文: "'
+DEFAULT_WORDS = {"zh": "花", "en": "flower"}
+
+
+def _parse_words(pairs: Sequence[str]) -> dict[str, str]:
+    words = {}
+    for pair in pairs:
+        lang, sep, word = pair.partition("=")
+        if not sep or not lang or not word:
+            raise SystemExit(f"hublens: --word {pair!r}: write LANG=WORD, e.g. --word en=flower")
+        words[lang] = word
+    return words
+
+
+def _cmd_lens(args: argparse.Namespace) -> int:
+    import hublens
+    from hublens.analyses import translation_readout
+
+    words = _parse_words(args.word) if args.word else DEFAULT_WORDS
+    started = time.perf_counter()
+    model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
+    loaded = time.perf_counter() - started
+    readout = translation_readout(model, args.prompt, words, final_norm=not args.no_final_norm)
+    print(f"model: {model!r} (loaded in {loaded:.1f} s)")
+    print(readout.to_text())
+    if args.json:
+        payload = {
+            "provenance": model.provenance.to_dict(),
+            "prompt": readout.prompt,
+            "final_norm": readout.final_norm,
+            "layers": readout.layers,
+            "words": readout.words,
+            "token_ids": readout.token_ids,
+            "probs": {lang: readout.probs[:, i].tolist() for i, lang in enumerate(readout.words)},
+            "top_tokens": readout.top_tokens,
+        }
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, ensure_ascii=False, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import hublens
+
+    model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
+    facts = {
+        "n_layers": model.n_layers,
+        "d_model": model.d_model,
+        "d_vocab": model.d_vocab,
+        "prepend_bos": model.prepend_bos,
+        "space_marker": model.convention.space_marker,
+        "dominant_language": model.dominant_language,
+        "provenance": model.provenance.to_dict(),
+    }
+    print(json.dumps(facts, ensure_ascii=False, indent=1))
+    return 0
+
+
+def _dtype(name: str):
+    import torch
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise SystemExit(f"hublens: --dtype {name!r}: choose one of {', '.join(dtypes)}")
+    return dtypes[name]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hublens`` command."""
+    parser = argparse.ArgumentParser(prog="hublens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"bundled name ({', '.join(BUNDLED)}), HF name, local folder or .gguf file",
+    )
+    common.add_argument("--dtype", default="float32")
+
+    lens = sub.add_parser(
+        "lens", parents=[common], help="logit-lens readout of a translation prompt, per layer"
+    )
+    lens.add_argument("--prompt", default=DEFAULT_PROMPT)
+    lens.add_argument(
+        "--word", action="append", help="LANG=WORD to read (repeatable); default zh=花 en=flower"
+    )
+    lens.add_argument("--no-final-norm", action="store_true", help="unembed raw residuals")
+    lens.add_argument("--json", help="also write the readout and provenance to this JSON file")
+    lens.set_defaults(func=_cmd_lens)
+
+    info = sub.add_parser("info", parents=[common], help="print a model's facts and provenance")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hublens`` command."""
+    args = build_parser().parse_args(argv)
+    from hublens.errors import HublensError
+
+    try:
+        return int(args.func(args))
+    except (HublensError, ValueError) as exc:
+        print(f"hublens: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
