@@ -1,0 +1,1 @@
+"""hublens benchmarks: ratios measured side by side in one run, written to results files."""
