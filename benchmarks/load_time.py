@@ -27,7 +27,10 @@ def time_load(name: str) -> float:
     """Seconds for one load in a new interpreter."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD.format(name=name)],
-        check=True, capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", **_env()},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", **_env()},
     )
     return float(out.stdout.strip().splitlines()[-1])
 

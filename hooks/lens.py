@@ -123,7 +123,10 @@ class LogitLens:
     def readout(
         self,
         h: Float[Tensor, "*rows d_model"],
-        token_ids: Int[Tensor, "*rows n_targets"] | Int[Tensor, " n_targets"] | Sequence[int] | None = None,
+        token_ids: Int[Tensor, "*rows n_targets"]
+        | Int[Tensor, " n_targets"]
+        | Sequence[int]
+        | None = None,
         *,
         top_k: int = 0,
     ) -> LensReadout:

@@ -40,7 +40,9 @@ def validate_layers(model: Any, layers: int | Iterable[int] | None) -> list[int]
         return list(range(n))
     items = [layers] if isinstance(layers, int) else list(layers)
     if not items:
-        raise ValueError(f"layers=[]: select at least one layer in [0, {n - 1}] or pass None for all.")
+        raise ValueError(
+            f"layers=[]: select at least one layer in [0, {n - 1}] or pass None for all."
+        )
     out = set()
     for layer in items:
         if isinstance(layer, bool) or not isinstance(layer, int):

@@ -50,7 +50,9 @@ class SteerHook:
         if self.mode not in ("add", "replace"):
             raise ValueError(f"mode={self.mode!r}: choose 'add' or 'replace'.")
         if self.vector.ndim == 2:
-            if not isinstance(self.where, Positions) or self.where.index.shape[-1] != len(self.vector):
+            if not isinstance(self.where, Positions) or self.where.index.shape[-1] != len(
+                self.vector
+            ):
                 raise ValueError(
                     f"A (k, d_model) vector with k={len(self.vector)} needs "
                     f"where=Positions(...) with k positions per row."

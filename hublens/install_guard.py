@@ -54,5 +54,5 @@ def no_package_installs() -> Iterator[None]:
                     setattr(module, attribute, _refuse_install)
             yield
         finally:
-            for module, attribute, original in reversed(saved):
-                setattr(module, attribute, original)
+            for owner, name, original in reversed(saved):
+                setattr(owner, name, original)

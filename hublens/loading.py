@@ -75,7 +75,7 @@ def load_model(
     """
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype={dtype!r}: pass a torch dtype such as torch.float32.")
-    options = dict(
+    options: dict[str, Any] = dict(
         device=device,
         dtype=dtype,
         prepend_bos=prepend_bos,
@@ -88,7 +88,9 @@ def load_model(
                 f"model={type(model).__name__}: a built model needs its tokenizer too: "
                 "load_model(hf_model, tokenizer)."
             )
-        return _from_objects(model, tokenizer, name="object", source="object", location="", **options)
+        return _from_objects(
+            model, tokenizer, name="object", source="object", location="", **options
+        )
     if tokenizer is not None:
         raise TypeError(
             f"tokenizer=... is only for built models; model={model!r} is a name or path, whose "
@@ -122,10 +124,15 @@ def _load_bundled(name: str, *, rebuild_cache: bool, **options: Any) -> HubModel
 
     location = f"{spec.distribution}=={package_version}"
     hf, tok, sha = _cached_gguf(
-        entry, locate, rebuild_cache, meta={"bundled": name, "package": location},
+        entry,
+        locate,
+        rebuild_cache,
+        meta={"bundled": name, "package": location},
         add_bos_token=spec.prepend_bos,
     )
-    options["prepend_bos"] = spec.prepend_bos if options["prepend_bos"] is None else options["prepend_bos"]
+    options["prepend_bos"] = (
+        spec.prepend_bos if options["prepend_bos"] is None else options["prepend_bos"]
+    )
     options["dominant_language"] = options["dominant_language"] or spec.dominant_language
     options["tl_name"] = options["tl_name"] or spec.tl_name
     return _from_objects(
@@ -192,7 +199,7 @@ def _build_gguf_entry(entry: Path, locate: Any, meta: dict[str, Any]) -> None:
         )
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # save_pretrained refuses a GGUF-loaded model until the quantizer traces are gone.
-        hf.hf_quantizer = None
+        setattr(hf, "hf_quantizer", None)  # noqa: B010 - not a declared attribute
         if hasattr(hf.config, "quantization_config"):
             del hf.config.quantization_config
         if not getattr(hf.config, "architectures", None):
@@ -216,7 +223,10 @@ def _load_folder(path: Path, **options: Any) -> HubModel:
         )
     try:
         hf = AutoModelForCausalLM.from_pretrained(
-            path, dtype=options["dtype"], attn_implementation="eager", local_files_only=True,
+            path,
+            dtype=options["dtype"],
+            attn_implementation="eager",
+            local_files_only=True,
             use_safetensors=True,
         )
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -231,7 +241,6 @@ def _load_folder(path: Path, **options: Any) -> HubModel:
 def _load_hub_name(name: str, **options: Any) -> HubModel:
     from transformer_lens.model_bridge import TransformerBridge
     from transformer_lens.model_bridge.sources.transformers.helpers import check_model_support
-
     from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
 
     support = check_model_support(resolve_model_alias(name) or name)
@@ -253,8 +262,15 @@ def _load_hub_name(name: str, **options: Any) -> HubModel:
             f"model={name!r} is supported by TransformerLens but its weights are not on this "
             f"machine and no model hub answered ({type(exc).__name__}: {exc}). {_SUPPLY_WEIGHTS}"
         ) from exc
-    return _wrap(bridge, bridge.tokenizer, name=name, source="huggingface", location=name,
-                 weights_sha256=None, **options)
+    return _wrap(
+        bridge,
+        bridge.tokenizer,
+        name=name,
+        source="huggingface",
+        location=name,
+        weights_sha256=None,
+        **options,
+    )
 
 
 def _from_objects(
@@ -274,17 +290,28 @@ def _from_objects(
     if not getattr(config, "architectures", None):
         config.architectures = [type(hf).__name__]
     tl_name = options["tl_name"] or getattr(config, "_name_or_path", "") or type(hf).__name__
-    hf = hf.to(device=options["device"], dtype=options["dtype"]).eval()
+    hf = hf.to(device=options["device"], dtype=options["dtype"])  # type: ignore[call-arg]
+    hf.eval()
     # TransformerLens reads init_kwargs["name_or_path"], absent from in-memory tokenizers.
     tokenizer.init_kwargs.setdefault("name_or_path", tokenizer.name_or_path or "")
     with no_package_installs():
         bridge = TransformerBridge.boot_transformers(
-            str(tl_name), hf_model=hf, tokenizer=tokenizer, device=options["device"],
+            str(tl_name),
+            hf_model=hf,
+            tokenizer=tokenizer,
+            device=options["device"],
             dtype=options["dtype"],
         )
     options["tl_name"] = str(tl_name)
-    return _wrap(bridge, tokenizer, name=name, source=source, location=location,
-                 weights_sha256=weights_sha256, **options)
+    return _wrap(
+        bridge,
+        tokenizer,
+        name=name,
+        source=source,
+        location=location,
+        weights_sha256=weights_sha256,
+        **options,
+    )
 
 
 def _tokenizer_adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:

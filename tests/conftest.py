@@ -20,7 +20,7 @@ CORPUS = [
     "three plus two equals five",
     "3+2=5 and 4*2=8",
     "def add(a, b): return [a, b, a + b]",
-    "Français: \"fleur\" - 中文: \"花\"",
+    'Français: "fleur" - 中文: "花"',
     "flower Flower fleur Blume flor",
 ]
 
@@ -56,16 +56,33 @@ def tiny_config(kind: str, vocab_size: int):
 
     if kind == "llama":
         return LlamaConfig(
-            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-            bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+            tie_word_embeddings=False,
         )
     if kind == "gemma3":
         return Gemma3TextConfig(
-            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=8,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=16,
+            sliding_window=8,
             layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-            max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+            max_position_embeddings=128,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
         )
     raise ValueError(kind)
 

@@ -59,8 +59,9 @@ def test_lens_at_last_layer_equals_model_logprobs(bundled):
     batch = model.tokenize(TEXTS)
     store = ActivationStore()
     last = model.n_layers - 1
-    with torch.no_grad(), model.hooks(
-        fwd_hooks=capture_hooks(model, store, layers=last, where=AllPositions())
+    with (
+        torch.no_grad(),
+        model.hooks(fwd_hooks=capture_hooks(model, store, layers=last, where=AllPositions())),
     ):
         model(batch.ids, attention_mask=batch.attention_mask)
     expected = torch.log_softmax(_reference(reference, batch).logits.float(), -1)
@@ -84,13 +85,17 @@ def test_bos_policy_and_leading_space(bundled):
         assert model.convention.space_marker == "Ġ"
     spaced = model.tokenizer.convert_ids_to_tokens(model.word_token_ids("flower"))
     assert spaced[0].startswith(model.convention.space_marker)
-    bare = model.tokenizer.convert_ids_to_tokens(model.word_token_ids("flower", leading_space=False))
+    bare = model.tokenizer.convert_ids_to_tokens(
+        model.word_token_ids("flower", leading_space=False)
+    )
     assert not bare[0].startswith(model.convention.space_marker)
 
 
 def test_translation_prompt_reads_english_in_the_middle(gemma):
     """PAPER.md: for FR->ZH, English beats Chinese at a middle layer; Chinese wins at the end."""
-    readout = translation_readout(gemma, 'Français: "fleur" - 中文: "', {"zh": "花", "en": "flower"})
+    readout = translation_readout(
+        gemma, 'Français: "fleur" - 中文: "', {"zh": "花", "en": "flower"}
+    )
     zh, en = readout.probs[:, 0], readout.probs[:, 1]
     assert zh[-1] > en[-1]
     middle = range(gemma.n_layers // 2, gemma.n_layers - 2)

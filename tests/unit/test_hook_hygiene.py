@@ -62,7 +62,9 @@ def test_no_hook_left_after_exception_in_generate(tiny_llama):
         if len(calls) > 1:
             raise Boom("decode step")
 
-    hooks = steering_hooks(model, torch.ones(model.d_model), layers=0, prompt_len=batch.ids.shape[1])
+    hooks = steering_hooks(
+        model, torch.ones(model.d_model), layers=0, prompt_len=batch.ids.shape[1]
+    )
     with pytest.raises(Boom), model.hooks(fwd_hooks=hooks + [(hook_name(1), fail_on_decode)]):
         model.generate(batch.ids, max_new_tokens=4, do_sample=False, verbose=False)
     assert attached_hooks(model) == []
@@ -84,7 +86,9 @@ def test_capture_options(tiny_llama):
     batch = model.tokenize(["The cat sleeps on the mat.", "猫"])
     store = ActivationStore()
     where = LastToken(batch.lengths)
-    hooks = capture_hooks(model, store, layers=[0, -1], where=where, to_cpu=True, dtype=torch.float16)
+    hooks = capture_hooks(
+        model, store, layers=[0, -1], where=where, to_cpu=True, dtype=torch.float16
+    )
     with torch.no_grad(), model.hooks(fwd_hooks=hooks):
         model(batch.ids, attention_mask=batch.attention_mask)
     assert sorted(store) == [hook_name(0), hook_name(model.n_layers - 1)]

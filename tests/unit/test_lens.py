@@ -21,8 +21,9 @@ TEXTS = ["The cat sleeps on the warm mat.", "猫在睡觉"]
 def _captured_last_layer(model, batch):
     store = ActivationStore()
     last = model.n_layers - 1
-    with torch.no_grad(), model.hooks(
-        fwd_hooks=capture_hooks(model, store, layers=last, where=AllPositions())
+    with (
+        torch.no_grad(),
+        model.hooks(fwd_hooks=capture_hooks(model, store, layers=last, where=AllPositions())),
     ):
         logits = model(batch.ids, attention_mask=batch.attention_mask)
     return store.tensor(hook_name(last)), logits
@@ -75,10 +76,13 @@ def test_lens_hooks_read_during_forward(tiny):
     batch = model.tokenize(TEXTS)
     store: dict = {}
     targets = [3, 9]
-    with torch.no_grad(), model.hooks(
-        fwd_hooks=lens_hooks(
-            model, store, token_ids=targets, top_k=2, where=LastToken(batch.lengths)
-        )
+    with (
+        torch.no_grad(),
+        model.hooks(
+            fwd_hooks=lens_hooks(
+                model, store, token_ids=targets, top_k=2, where=LastToken(batch.lengths)
+            )
+        ),
     ):
         model(batch.ids, attention_mask=batch.attention_mask)
     assert sorted(store) == sorted(hook_name(i) for i in range(model.n_layers))

@@ -32,7 +32,9 @@ def test_capture_every_layer_equals_hidden_states(tiny):
     outputs = {}
     handles = [
         layer.register_forward_hook(
-            lambda mod, args, out, i=i: outputs.__setitem__(i, out[0] if isinstance(out, tuple) else out)
+            lambda mod, args, out, i=i: outputs.__setitem__(
+                i, out[0] if isinstance(out, tuple) else out
+            )
         )
         for i, layer in enumerate(reference.model.layers)
     ]

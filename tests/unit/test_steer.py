@@ -115,7 +115,11 @@ def test_actadd_rows_go_to_their_positions(tiny):
 def _greedy(model, ids, hooks, use_cache):
     with model.hooks(fwd_hooks=hooks):
         return model.generate(
-            ids, max_new_tokens=6, do_sample=False, use_past_kv_cache=use_cache, verbose=False,
+            ids,
+            max_new_tokens=6,
+            do_sample=False,
+            use_past_kv_cache=use_cache,
+            verbose=False,
             stop_at_eos=False,
         )
 
@@ -156,8 +160,14 @@ def test_prompt_only_leaves_decode_steps_untouched(tiny):
         return out
 
     with model.hooks(fwd_hooks=[(hook_name(0), spy)]):
-        model.generate(batch.ids, max_new_tokens=3, do_sample=False, verbose=False,
-                       use_past_kv_cache=True, stop_at_eos=False)
+        model.generate(
+            batch.ids,
+            max_new_tokens=3,
+            do_sample=False,
+            verbose=False,
+            use_past_kv_cache=True,
+            stop_at_eos=False,
+        )
     assert calls[0] == (prompt_len, False)  # the prompt pass is steered
     assert all(n == 1 and unchanged for n, unchanged in calls[1:])  # decode steps are not
     assert len(calls) >= 3
@@ -187,8 +197,9 @@ def test_steering_bad_input(tiny):
     with pytest.raises(ValueError, match="Positions"):
         steering_hooks(model, torch.randn(3, model.d_model), layers=0)
     batch = model.tokenize(TEXT)
-    with pytest.raises(ValueError, match="out of range"), model.hooks(
-        fwd_hooks=steering_hooks(model, v, layers=0, where=Positions([99]))
+    with (
+        pytest.raises(ValueError, match="out of range"),
+        model.hooks(fwd_hooks=steering_hooks(model, v, layers=0, where=Positions([99]))),
     ):
         model(batch.ids)
     assert attached_hooks(model) == []
