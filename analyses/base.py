@@ -1,0 +1,97 @@
+"""The contract between the scan engine and an analysis.
+
+An analysis asks for hidden states by listing :class:`Query` objects (a text and which of its
+token positions to read). The engine tokenizes every query once, runs ONE forward per batch for
+all analyses together, and hands each analysis the states of its own queries with
+:meth:`Analysis.update`. Analyses keep streaming statistics only (nothing per item that grows
+with the hidden size), and turn them into tidy rows in :meth:`Analysis.finalize`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jaxtyping import Float
+from torch import Tensor
+
+#: Columns of every row an analysis returns (``ScanResult.table()``), in order.
+ROW_COLUMNS = ("analysis", "layer", "metric", "group", "mean", "ci_low", "ci_high", "n")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A text and the token positions to read from it.
+
+    Attributes:
+        text: The text (the engine tokenizes it with the model's BOS policy; with BOS, token 0
+            is BOS).
+        positions: ``"last"`` (the last token), ``"all"`` (every token, BOS included), or token
+            indices into ``model.tokenize(text).ids[0]``.
+    """
+
+    text: str
+    positions: Literal["last", "all"] | tuple[int, ...] = "last"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One number of a result: an analysis's metric at a layer, for a group.
+
+    Attributes:
+        analysis: The analysis name.
+        layer: Layer index (``resid_post`` of that block).
+        metric: What is measured, e.g. ``"adjusted_cosine"``.
+        group: Sub-population, e.g. ``"en-zh"``, or ``""``.
+        mean: The estimate.
+        ci_low: Lower end of its 95% confidence interval (NaN if none).
+        ci_high: Upper end.
+        n: Number of items it averages.
+    """
+
+    analysis: str
+    layer: int
+    metric: str
+    group: str
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+@dataclass
+class Analysis(ABC):
+    """Base class of the analyses a scan runs.
+
+    Attributes:
+        name: The analysis name (the ``analysis`` column).
+        options: Settings recorded in the result's provenance (final norm, token policy, ...).
+    """
+
+    name: str = "analysis"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @abstractmethod
+    def queries(self, model: Any, data: Any) -> Sequence[Query]:
+        """All queries this analysis needs, in a fixed order (validated here, before any forward).
+
+        Args:
+            model: The HubModel.
+            data: The ParallelData.
+        """
+
+    @abstractmethod
+    def update(
+        self, indices: Sequence[int], states: Sequence[Float[Tensor, "layer n_pos d_model"]]
+    ) -> None:
+        """Consume a batch: ``states[k]`` belongs to query ``indices[k]`` (fp32, on the CPU or
+        the model's device), one row per scanned layer and per requested position."""
+
+    @abstractmethod
+    def finalize(self, layers: Sequence[int]) -> list[Row]:
+        """Turn the streaming statistics into rows, one per (layer, metric, group)."""
+
+    def setup(self, model: Any, layers: Sequence[int]) -> None:  # noqa: B027 - optional hook
+        """Called once before the first batch with the model and the scanned layers."""

@@ -1,0 +1,106 @@
+"""`ScanResult`: per-layer numbers with confidence intervals, and their provenance."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hublens.analyses.base import ROW_COLUMNS, Row
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+
+def _clean(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+@dataclass
+class ScanResult:
+    """What a semantic hub scan measured.
+
+    Attributes:
+        rows: One row per (analysis, layer, metric, group).
+        provenance: Model provenance, data name / hash / size, layers, batch size, versions.
+        options: Per analysis, the settings it ran with (final norm, token policy, ...).
+        examples: Per analysis, a few example inputs (shown, escaped, in the HTML report).
+    """
+
+    rows: list[Row]
+    provenance: dict[str, Any]
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def analyses(self) -> list[str]:
+        """Names of the analyses, in the order they appear."""
+        return list(dict.fromkeys(row.analysis for row in self.rows))
+
+    def table(self) -> pd.DataFrame:
+        """A tidy DataFrame with columns ``analysis, layer, metric, group, mean, ci_low,
+        ci_high, n``."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(row) for row in self.rows], columns=list(ROW_COLUMNS))
+
+    def select(self, analysis: str, metric: str | None = None, group: str | None = None) -> list[Row]:
+        """Rows of one analysis (and metric / group), sorted by layer."""
+        rows = [
+            r
+            for r in self.rows
+            if r.analysis == analysis
+            and (metric is None or r.metric == metric)
+            and (group is None or r.group == group)
+        ]
+        return sorted(rows, key=lambda r: (r.metric, r.group, r.layer))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (NaN becomes null)."""
+        return {
+            "provenance": self.provenance,
+            "options": self.options,
+            "examples": self.examples,
+            "rows": [{k: _clean(v) for k, v in asdict(row).items()} for row in self.rows],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise to JSON; also write it to ``path`` if given."""
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, text: str) -> ScanResult:
+        """Inverse of :meth:`to_json`."""
+        payload = json.loads(text)
+        rows = [
+            Row(**{k: (math.nan if v is None else v) for k, v in row.items()})
+            for row in payload["rows"]
+        ]
+        return cls(rows, payload["provenance"], payload.get("options", {}),
+                   payload.get("examples", {}))
+
+    def figure(self, name: str) -> go.Figure:
+        """Plotly figure of one analysis: mean per layer with a 95% CI band per metric/group."""
+        from hublens.report import figure
+
+        return figure(self, name)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``result.json``, ``result.csv`` and a self-contained ``report.html``.
+
+        Returns:
+            The path of the HTML report.
+        """
+        from hublens.report import write_html
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.to_json(out / "result.json")
+        self.table().to_csv(out / "result.csv", index=False)
+        return write_html(self, out / "report.html")
