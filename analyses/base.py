@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from jaxtyping import Float
 from torch import Tensor
@@ -93,5 +93,11 @@ class Analysis(ABC):
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         """Turn the streaming statistics into rows, one per (layer, metric, group)."""
 
+    #: Passes over the data the analysis needs (2 when per-item values need data-wide sums).
+    n_passes: ClassVar[int] = 1
+
     def setup(self, model: Any, layers: Sequence[int]) -> None:  # noqa: B027 - optional hook
-        """Called once before the first batch with the model and the scanned layers."""
+        """Called before the first batch of every pass with the model and the scanned layers."""
+
+    def next_pass(self) -> None:  # noqa: B027 - optional hook
+        """Called between passes of an analysis with ``n_passes > 1``."""

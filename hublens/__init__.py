@@ -25,6 +25,7 @@ from hublens.errors import (  # noqa: E402
     WeightsNotFoundError,
 )
 from hublens.loading import load_model  # noqa: E402
+from hublens.scan import semantic_hub_scan  # noqa: E402
 from hublens.model import HubModel, Provenance, TokenBatch, TokenConvention  # noqa: E402
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "load_model",
+    "semantic_hub_scan",
 ]

@@ -1,0 +1,209 @@
+"""`semantic_hub_scan`: one forward per batch serves every analysis.
+
+The engine collects every analysis's :class:`~hublens.analyses.base.Query` objects, tokenizes
+each distinct text once, sorts texts by length (less padding), and runs right-padded batches
+with capture hooks at the scanned layers. The forward pass stops right after the last scanned
+layer (the unembedding, the largest matmul of a small multilingual model, is never computed).
+Each analysis receives the states of its own queries and keeps streaming statistics only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from hublens._version import __version__
+from hublens.analyses.base import Analysis, Query
+from hublens.data import ParallelData
+from hublens.hooks import ActivationStore, AllPositions, LastToken, capture_hooks, hook_name
+from hublens.hooks.names import validate_layers
+from hublens.model import HubModel
+from hublens.results import ScanResult
+
+
+class _StopForward(Exception):
+    """Raised by the engine's own hook after the last scanned layer to end the forward pass."""
+
+
+def _stop(x: torch.Tensor, hook: Any) -> None:
+    raise _StopForward
+
+
+@dataclass(frozen=True)
+class _Entry:
+    analysis: int
+    index: int
+    positions: Any
+
+
+def _resolve_positions(query: Query, length: int) -> list[int]:
+    """Token indices (within the real tokens of the row) that a query reads."""
+    if query.positions == "last":
+        return [length - 1]
+    if query.positions == "all":
+        return list(range(length))
+    out = []
+    for p in query.positions:
+        if not -length <= p < length:
+            raise ValueError(
+                f"Query positions {query.positions} out of range for {query.text!r}, which has "
+                f"{length} tokens."
+            )
+        out.append(p % length)
+    return out
+
+
+def _query_lists(model: HubModel, analyses: Sequence[Analysis], data: ParallelData) -> list[list[Query]]:
+    lists = []
+    for analysis in analyses:
+        queries = list(analysis.queries(model, data))
+        if not queries:
+            raise ValueError(
+                f"Analysis {analysis.name!r} asked for no inputs on data {data.name!r}; check "
+                "that the data has the types it needs."
+            )
+        lists.append(queries)
+    return lists
+
+
+def collect(
+    model: HubModel,
+    analyses: Sequence[Analysis],
+    query_lists: Sequence[Sequence[Query]],
+    *,
+    layers: Sequence[int],
+    batch_size: int,
+    progress: bool,
+    desc: str = "scan",
+) -> None:
+    """Run the forwards of one pass and feed every analysis (the engine behind the scan).
+
+    Texts keep the order in which the analyses listed them (duplicates are run once), so the
+    inputs an analysis pairs up arrive close together and its buffers stay small.
+    """
+    by_text: dict[str, list[_Entry]] = defaultdict(list)
+    for a, (analysis, queries) in enumerate(zip(analyses, query_lists)):
+        for i, query in enumerate(queries):
+            if not isinstance(query, Query) or not query.text:
+                raise ValueError(f"Analysis {analysis.name!r} produced an empty query #{i}.")
+            by_text[query.text].append(_Entry(a, i, query))
+    texts = list(by_text)
+    last_layer = max(layers)
+    names = [hook_name(layer) for layer in layers]
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+    for analysis in analyses:
+        analysis.setup(model, layers)
+    bar = tqdm(batches, desc=desc, unit="batch", disable=not progress)
+    for batch_texts in bar:
+        batch = model.tokenize(batch_texts)
+        entries = [by_text[t] for t in batch_texts]
+        only_last = all(e.positions.positions == "last" for row in entries for e in row)
+        where = LastToken(batch.lengths) if only_last else AllPositions()
+        store = ActivationStore()
+        hooks = capture_hooks(model, store, layers=layers, where=where)
+        hooks.append((hook_name(last_layer), _stop))  # after the captures at that layer
+        try:
+            with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+                model(batch.ids, attention_mask=batch.attention_mask)
+        except _StopForward:
+            pass
+        states = torch.stack([store.tensor(name) for name in names], dim=0).float()
+        # states: (layer, batch, d) if only_last else (layer, batch, pos, d)
+        per_analysis: dict[int, tuple[list[int], list[torch.Tensor]]] = defaultdict(
+            lambda: ([], [])
+        )
+        for row, row_entries in enumerate(entries):
+            length = int(batch.lengths[row])
+            for entry in row_entries:
+                if only_last:
+                    selected = states[:, row, None, :]
+                else:
+                    pos = _resolve_positions(entry.positions, length)
+                    selected = states[:, row, pos, :]
+                indices, tensors = per_analysis[entry.analysis]
+                indices.append(entry.index)
+                tensors.append(selected)
+        for a, (indices, tensors) in per_analysis.items():
+            analyses[a].update(indices, tensors)
+
+
+def semantic_hub_scan(
+    model: HubModel | str,
+    data: ParallelData | str | os.PathLike[str] | list[dict[str, Any]],
+    *,
+    analyses: Sequence[Analysis] | None = None,
+    layers: int | Iterable[int] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> ScanResult:
+    """Measure the semantic hub: per-layer similarity and logit-lens statistics with 95% CIs.
+
+    Args:
+        model: A HubModel, or a name/path for :func:`hublens.load_model`.
+        data: Parallel data: a ParallelData, a .jsonl/.tsv/.csv path, a built-in name
+            (``hublens.data.builtin.BUILTIN_DATASETS``) or a list of dicts.
+        analyses: The analyses to run; None picks the defaults for the data
+            (:func:`hublens.analyses.defaults.default_analyses`).
+        layers: Layers to scan (None: all).
+        batch_size: Texts per forward pass. Results do not depend on it (right padding).
+        progress: Show a progress bar.
+
+    Returns:
+        The result: ``.table()``, ``.figure(name)``, ``.save(dir)``.
+
+    Raises:
+        ValueError: Bad data, layers or batch size, or an analysis that cannot run on the data.
+
+    Example:
+        >>> from hublens import semantic_hub_scan
+        >>> result = semantic_hub_scan("gemma-3-270m", "multilingual-sentences")  # doctest: +SKIP
+        >>> result.table().head()  # doctest: +SKIP
+    """
+    from hublens.analyses.defaults import default_analyses
+    from hublens.loading import load_model
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: pass a positive integer.")
+    if not isinstance(model, HubModel):
+        model = load_model(model)
+    data = ParallelData.load(data)
+    chosen = validate_layers(model, layers)
+    analyses = list(analyses) if analyses is not None else default_analyses(data)
+    if not analyses:
+        raise ValueError("analyses=[]: pass at least one analysis, or None for the defaults.")
+    names = [a.name for a in analyses]
+    if len(set(names)) != len(names):
+        raise ValueError(f"analyses have duplicate names {names}; give each a distinct name.")
+    query_lists = _query_lists(model, analyses, data)
+    n_passes = max(getattr(a, "n_passes", 1) for a in analyses)
+    for p in range(n_passes):
+        active = [k for k, a in enumerate(analyses) if getattr(a, "n_passes", 1) > p]
+        collect(
+            model, [analyses[k] for k in active], [query_lists[k] for k in active],
+            layers=chosen, batch_size=batch_size, progress=progress,
+            desc=f"scan {data.name}" + (f" (pass {p + 1}/{n_passes})" if n_passes > 1 else ""),
+        )
+        for k in active:
+            if p + 1 < analyses[k].n_passes:
+                analyses[k].next_pass()
+    rows = [row for analysis in analyses for row in analysis.finalize(chosen)]
+    provenance = {
+        "model": model.provenance.to_dict(),
+        "prepend_bos": model.prepend_bos,
+        "dominant_language": model.dominant_language,
+        "data": {"name": data.name, "hash": data.content_hash(), "n_items": len(data),
+                 "types": list(data.types)},
+        "layers": chosen,
+        "batch_size": batch_size,
+        "hublens": __version__,
+    }
+    options = {a.name: dict(a.options) for a in analyses}
+    examples = {a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists)}
+    return ScanResult(rows, provenance, options, examples)
