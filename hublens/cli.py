@@ -53,6 +53,31 @@ def _cmd_lens(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Short names accepted by ``--data``.
+DATA_ALIASES = {"multilingual": "multilingual-sentences", "words": "multilingual-words"}
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    import hublens
+    from hublens.data import ParallelData
+
+    name = DATA_ALIASES.get(args.data, args.data)
+    data = ParallelData.load(name)
+    if args.max_items is not None:
+        if args.max_items < 2:
+            raise SystemExit("hublens: --max-items must be at least 2")
+        data = data.select(range(min(args.max_items, len(data))))
+    layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
+    model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
+    result = hublens.semantic_hub_scan(
+        model, data, layers=layers, batch_size=args.batch_size, progress=not args.no_progress
+    )
+    report = result.save(args.out)
+    print(result.table().to_string(max_rows=40))
+    print(f"wrote {args.out}/result.json, result.csv and {report}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import hublens
 
@@ -101,6 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     lens.add_argument("--no-final-norm", action="store_true", help="unembed raw residuals")
     lens.add_argument("--json", help="also write the readout and provenance to this JSON file")
     lens.set_defaults(func=_cmd_lens)
+
+    scan = sub.add_parser(
+        "scan", parents=[common], help="semantic hub scan of a data set, with an HTML report"
+    )
+    scan.add_argument(
+        "--data",
+        default="multilingual",
+        help="built-in data set (multilingual, words, arithmetic, code-lists, code-args, "
+        "semantics, or a full built-in name) or a .jsonl/.tsv/.csv file",
+    )
+    scan.add_argument("--out", default="report", help="output folder")
+    scan.add_argument("--layers", help="comma-separated layers (default: all)")
+    scan.add_argument("--batch-size", type=int, default=8)
+    scan.add_argument("--max-items", type=int, help="use only the first N items")
+    scan.add_argument("--no-progress", action="store_true")
+    scan.set_defaults(func=_cmd_scan)
 
     info = sub.add_parser("info", parents=[common], help="print a model's facts and provenance")
     info.set_defaults(func=_cmd_info)
