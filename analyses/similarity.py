@@ -67,6 +67,14 @@ class _PairSums:
             setattr(self, key, value if current is None else current + value)
         self.n += x.shape[1]
 
+    def merge(self, other: _PairSums) -> None:
+        """Add another shard's sums (data-parallel scans, :mod:`hublens.distributed`)."""
+        for key in ("sum_a", "sum_a2", "sum_ax", "sum_x", "sum_y", "m_x"):
+            mine, theirs = getattr(self, key), getattr(other, key)
+            if theirs is not None:
+                setattr(self, key, theirs.clone() if mine is None else mine + theirs)
+        self.n += other.n
+
 
 @dataclass
 class Similarity(Analysis):
@@ -98,6 +106,17 @@ class Similarity(Analysis):
     def n_passes(self) -> int:
         """Passes over the data this configuration needs."""
         return 2 if (self.centered or self.group_by) else 1
+
+    @property
+    def summed_state(self) -> tuple[str, ...]:
+        """Attributes holding additive sums of the current pass.
+
+        :mod:`hublens.distributed` sums them across data-parallel ranks after each pass; the
+        statistics themselves (``_PairSums``, ``MeanStat``) are merged after the last pass.
+        """
+        if self._pass == 0:
+            return ("_type_sum", "_type_count", "_group_sum", "_group_count")
+        return ()
 
     # ---- queries -------------------------------------------------------------------------
     def queries(self, model: Any, data: Any) -> list[Query]:
@@ -161,6 +180,7 @@ class Similarity(Analysis):
         if self._pass == 0:
             self._sums = {pair: _PairSums() for pair in self._pairs}
             self._type_sum: dict[str, Tensor] = {}
+            self._type_count: dict[str, int] = {}
             self._group_sum: dict[tuple[tuple[str, str], str], Tensor] = {}
             self._group_count: dict[tuple[tuple[str, str], str], int] = {}
         else:
@@ -172,7 +192,7 @@ class Similarity(Analysis):
     def next_pass(self) -> None:
         """Switch to the second pass: type means and group sums are complete."""
         self._pass = 1
-        self._means = {t: total / self._n_items for t, total in self._type_sum.items()}
+        self._means = {t: total / self._type_count[t] for t, total in self._type_sum.items()}
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
         """Buffer states until both sides of a pair are seen, then fold them in."""
@@ -182,6 +202,7 @@ class Similarity(Analysis):
             self._pending[t][item] = h
             if self._pass == 0:
                 self._type_sum[t] = self._type_sum.get(t, 0) + h
+                self._type_count[t] = self._type_count.get(t, 0) + 1
         for a, b in self._pairs:
             items = [
                 i for i in self._pending[a] if i in self._pending[b] and i not in self._folded[(a, b)]
@@ -216,14 +237,15 @@ class Similarity(Analysis):
             self._stats[(pair, "centered_cosine")].add(cos)
             return
         total = sum(v for (p, _), v in self._group_sum.items() if p == pair)
+        n_items = sum(c for (p, _), c in self._group_count.items() if p == pair)  # all ranks
         same, diff = [], []
         for k, i in enumerate(items):
             key = (pair, self._groups[i])
             n_g, s_g = self._group_count[key], self._group_sum[key]
             if n_g > 1:  # mean over the other items j of the same group of cos(x_i, y_j)
                 same.append(((ux[:, k] * s_g).sum(-1) - cos[k]) / (n_g - 1))
-            if self._n_items > n_g:
-                diff.append((ux[:, k] * (total - s_g)).sum(-1) / (self._n_items - n_g))
+            if n_items > n_g:
+                diff.append((ux[:, k] * (total - s_g)).sum(-1) / (n_items - n_g))
         self._stats[(pair, "cosine_exact_match")].add(cos)
         if same:
             self._stats[(pair, "cosine_same_group")].add(torch.stack(same))

@@ -142,6 +142,7 @@ def semantic_hub_scan(
     layers: int | Iterable[int] | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    distributed: bool = False,
 ) -> ScanResult:
     """Measure the semantic hub: per-layer similarity and logit-lens statistics with 95% CIs.
 
@@ -154,6 +155,9 @@ def semantic_hub_scan(
         layers: Layers to scan (None: all).
         batch_size: Texts per forward pass. Results do not depend on it (right padding).
         progress: Show a progress bar.
+        distributed: Data-parallel under ``torchrun``: each rank scans the items ``rank, rank +
+            world, ...`` and the analyses' statistics are reduced across ranks
+            (:mod:`hublens.distributed`); every rank returns the single-process result.
 
     Returns:
         The result: ``.table()``, ``.figure(name)``, ``.save(dir)``.
@@ -182,6 +186,19 @@ def semantic_hub_scan(
     if len(set(names)) != len(names):
         raise ValueError(f"analyses have duplicate names {names}; give each a distinct name.")
     query_lists = _query_lists(model, analyses, data)
+    full_data, world = data, 1
+    if distributed:  # validated on all items above; now each rank takes its shard
+        from hublens.distributed import ensure_process_group, reduce_analysis, shard_indices
+
+        rank, world = ensure_process_group()
+        if len(data) < 2 * world:
+            raise ValueError(
+                f"distributed=True with {world} ranks needs at least {2 * world} items (2 per "
+                f"rank); data {data.name!r} has {len(data)}."
+            )
+        data = data.select(shard_indices(len(data), rank, world))
+        query_lists = _query_lists(model, analyses, data)
+        progress = progress and rank == 0
     n_passes = max(getattr(a, "n_passes", 1) for a in analyses)
     for p in range(n_passes):
         active = [k for k, a in enumerate(analyses) if getattr(a, "n_passes", 1) > p]
@@ -191,6 +208,8 @@ def semantic_hub_scan(
             desc=f"scan {data.name}" + (f" (pass {p + 1}/{n_passes})" if n_passes > 1 else ""),
         )
         for k in active:
+            if distributed:  # a collective: the same analyses in the same order on every rank
+                reduce_analysis(analyses[k], final=p + 1 == getattr(analyses[k], "n_passes", 1))
             if p + 1 < analyses[k].n_passes:
                 analyses[k].next_pass()
     rows = [row for analysis in analyses for row in analysis.finalize(chosen)]
@@ -198,12 +217,14 @@ def semantic_hub_scan(
         "model": model.provenance.to_dict(),
         "prepend_bos": model.prepend_bos,
         "dominant_language": model.dominant_language,
-        "data": {"name": data.name, "hash": data.content_hash(), "n_items": len(data),
-                 "types": list(data.types)},
+        "data": {"name": full_data.name, "hash": full_data.content_hash(),
+                 "n_items": len(full_data), "types": list(full_data.types)},
         "layers": chosen,
         "batch_size": batch_size,
         "hublens": __version__,
     }
+    if distributed:
+        provenance["world_size"] = world
     options = {a.name: dict(a.options) for a in analyses}
     examples = {a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists)}
     return ScanResult(rows, provenance, options, examples)
