@@ -53,29 +53,64 @@ def _cmd_lens(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Short names accepted by ``--data``.
-DATA_ALIASES = {"multilingual": "multilingual-sentences", "words": "multilingual-words"}
+#: Short names accepted by ``--data``; ``multilingual`` scans both multilingual data sets
+#: (sentence similarity and language probabilities, and the FR->ZH translation lens on words).
+DATA_ALIASES = {
+    "multilingual": ["multilingual-sentences", "multilingual-words"],
+    "words": ["multilingual-words"],
+    "sentences": ["multilingual-sentences"],
+}
+
+
+def _data_names(spec: str) -> list[str]:
+    names: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            raise SystemExit(f"hublens: --data {spec!r}: empty name in the comma-separated list")
+        names += DATA_ALIASES.get(part, [part])
+    return list(dict.fromkeys(names))
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     import hublens
     from hublens.data import ParallelData
+    from hublens.results import ScanResult
 
-    name = DATA_ALIASES.get(args.data, args.data)
-    data = ParallelData.load(name)
-    if args.max_items is not None:
-        if args.max_items < 2:
-            raise SystemExit("hublens: --max-items must be at least 2")
-        data = data.select(range(min(args.max_items, len(data))))
+    if args.max_items is not None and args.max_items < 2:
+        raise SystemExit("hublens: --max-items must be at least 2")
+    datasets = []
+    for name in _data_names(args.data):
+        data = ParallelData.load(name)
+        if args.max_items is not None:
+            data = data.select(range(min(args.max_items, len(data))))
+        datasets.append(data)
     layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
-    result = hublens.semantic_hub_scan(
-        model, data, layers=layers, batch_size=args.batch_size, progress=not args.no_progress
-    )
+    results = [
+        hublens.semantic_hub_scan(
+            model, data, layers=layers, batch_size=args.batch_size, progress=not args.no_progress
+        )
+        for data in datasets
+    ]
+    result = results[0] if len(results) == 1 else ScanResult.combine(results)
     report = result.save(args.out)
-    print(result.table().to_string(max_rows=40))
+    print(_summary(result))
     print(f"wrote {args.out}/result.json, result.csv and {report}")
     return 0
+
+
+def _summary(result) -> str:
+    """A short text table: each (analysis, metric, group) at its first, middle and last layer."""
+    table = result.table()
+    layers = sorted(table["layer"].unique())
+    picks = sorted({layers[0], layers[len(layers) // 2], layers[(2 * len(layers)) // 3],
+                    layers[-1]})
+    wide = table[table["layer"].isin(picks)].pivot_table(
+        index=["analysis", "metric", "group"], columns="layer", values="mean", sort=False
+    )
+    wide.columns = [f"L{c}" for c in wide.columns]
+    return wide.to_string(float_format=lambda v: f"{v:.4f}", max_rows=80)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -133,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--data",
         default="multilingual",
-        help="built-in data set (multilingual, words, arithmetic, code-lists, code-args, "
-        "semantics, or a full built-in name) or a .jsonl/.tsv/.csv file",
+        help="built-in data set(s), comma-separated (multilingual = multilingual-sentences + "
+        "multilingual-words, sentences, words, arithmetic, code-lists, code-args, semantics) or "
+        "a .jsonl/.tsv/.csv file",
     )
     scan.add_argument("--out", default="report", help="output folder")
     scan.add_argument("--layers", help="comma-separated layers (default: all)")
@@ -143,8 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-progress", action="store_true")
     scan.set_defaults(func=_cmd_scan)
 
+    from hublens.steer_cli import add_steer_parser
+
+    add_steer_parser(sub, common)
+
     info = sub.add_parser("info", parents=[common], help="print a model's facts and provenance")
     info.set_defaults(func=_cmd_info)
+
+    from hublens.bench.cli import add_bench_parser  # hublens bench
+
+    add_bench_parser(sub, common)
+
+    from hublens.adapters.cli import add_commands  # train-projector, multimodal
+
+    add_commands(sub, common)
     return parser
 
 
