@@ -43,6 +43,8 @@ def load_model(
     dominant_language: str | None = None,
     tl_name: str | None = None,
     rebuild_cache: bool = False,
+    device_map: str | dict[str, str | int] | None = None,
+    n_devices: int | None = None,
 ) -> HubModel:
     """Load a model as a TransformerLens 4 ``TransformerBridge`` wrapped in a :class:`HubModel`.
 
@@ -59,6 +61,11 @@ def load_model(
         tl_name: Official Hugging Face name of the architecture, for folders, GGUF files and
             built models whose config does not name it (rarely needed).
         rebuild_cache: Rebuild the dequantised cache entry of a bundled or GGUF model.
+        device_map: For models larger than one device: a Hugging Face device map
+            (``"auto"``, ``"balanced"``, or ``{module: device}``), passed through to
+            TransformerLens / ``from_pretrained`` (needs ``accelerate``). Replaces ``device``.
+        n_devices: Split the model over this many CUDA devices (TransformerLens's
+            ``n_devices``, translated to a balanced device map). Replaces ``device``.
 
     Returns:
         The wrapped model, in eval mode.
@@ -75,6 +82,7 @@ def load_model(
     """
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype={dtype!r}: pass a torch dtype such as torch.float32.")
+    placement = _placement(device, device_map, n_devices)
     options: dict[str, Any] = dict(
         device=device,
         dtype=dtype,
@@ -88,6 +96,12 @@ def load_model(
                 f"model={type(model).__name__}: a built model needs its tokenizer too: "
                 "load_model(hf_model, tokenizer)."
             )
+        if placement:
+            raise TypeError(
+                "device_map / n_devices apply when hublens loads the weights; for a built model "
+                "place it yourself (AutoModelForCausalLM.from_pretrained(..., device_map=...)) "
+                "and pass it as load_model(hf_model, tokenizer)."
+            )
         return _from_objects(
             model, tokenizer, name="object", source="object", location="", **options
         )
@@ -97,6 +111,7 @@ def load_model(
             "tokenizer hublens loads itself."
         )
     name = os.fspath(model)
+    options["placement"] = placement
     if name in BUNDLED:
         return _load_bundled(name, rebuild_cache=rebuild_cache, **options)
     path = Path(name).expanduser()
@@ -129,6 +144,7 @@ def _load_bundled(name: str, *, rebuild_cache: bool, **options: Any) -> HubModel
         rebuild_cache,
         meta={"bundled": name, "package": location},
         add_bos_token=spec.prepend_bos,
+        placement=options["placement"],
     )
     options["prepend_bos"] = (
         spec.prepend_bos if options["prepend_bos"] is None else options["prepend_bos"]
@@ -146,7 +162,11 @@ def _load_gguf(path: Path, *, rebuild_cache: bool, **options: Any) -> HubModel:
     key = hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     entry = cache_root() / f"gguf-{path.stem}-{key}-fp32"
     hf, tok, sha = _cached_gguf(
-        entry, lambda scratch: path, rebuild_cache, meta={"gguf": str(path), "size": stat.st_size}
+        entry,
+        lambda scratch: path,
+        rebuild_cache,
+        meta={"gguf": str(path), "size": stat.st_size},
+        placement=options["placement"],
     )
     return _from_objects(
         hf, tok, name=str(path), source="gguf", location=str(path), weights_sha256=sha, **options
@@ -154,7 +174,12 @@ def _load_gguf(path: Path, *, rebuild_cache: bool, **options: Any) -> HubModel:
 
 
 def _cached_gguf(
-    entry: Path, locate: Any, rebuild: bool, meta: dict[str, Any], add_bos_token: bool | None = None
+    entry: Path,
+    locate: Any,
+    rebuild: bool,
+    meta: dict[str, Any],
+    add_bos_token: bool | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load a dequantised fp32 copy of a GGUF model from the cache, building it if absent."""
     if rebuild or not entry.exists():
@@ -167,7 +192,11 @@ def _cached_gguf(
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             hf = AutoModelForCausalLM.from_pretrained(
-                entry, dtype=torch.float32, attn_implementation="eager", local_files_only=True
+                entry,
+                dtype=torch.float32,
+                attn_implementation="eager",
+                local_files_only=True,
+                **_from_pretrained_placement(placement),
             )
             # For BOS models, say add_bos_token=True up front: TransformerLens otherwise re-reads
             # the whole tokenizer to get a BOS-adding copy (seconds for Gemma's 262k
@@ -228,6 +257,7 @@ def _load_folder(path: Path, **options: Any) -> HubModel:
             attn_implementation="eager",
             local_files_only=True,
             use_safetensors=True,
+            **_from_pretrained_placement(options["placement"]),
         )
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except OSError as exc:
@@ -252,10 +282,14 @@ def _load_hub_name(name: str, **options: Any) -> HubModel:
             + (f" (did you mean {hint!r}?)" if hint else "")
             + f". Bundled models: {', '.join(sorted(BUNDLED))}. {_SUPPLY_WEIGHTS}"
         )
+    placement = options["placement"]
     try:
         with no_package_installs():
             bridge = TransformerBridge.boot_transformers(
-                name, device=options["device"], dtype=options["dtype"]
+                name,
+                device=None if placement else options["device"],
+                dtype=options["dtype"],
+                **(placement or {}),
             )
     except (OSError, ValueError) as exc:
         raise WeightsNotFoundError(
@@ -290,7 +324,10 @@ def _from_objects(
     if not getattr(config, "architectures", None):
         config.architectures = [type(hf).__name__]
     tl_name = options["tl_name"] or getattr(config, "_name_or_path", "") or type(hf).__name__
-    hf = hf.to(device=options["device"], dtype=options["dtype"])  # type: ignore[call-arg]
+    if getattr(hf, "hf_device_map", None):  # placed by device_map: cast, never move
+        hf = hf.to(dtype=options["dtype"])  # type: ignore[call-arg]
+    else:
+        hf = hf.to(device=options["device"], dtype=options["dtype"])  # type: ignore[call-arg]
     hf.eval()
     # TransformerLens reads init_kwargs["name_or_path"], absent from in-memory tokenizers.
     tokenizer.init_kwargs.setdefault("name_or_path", tokenizer.name_or_path or "")
@@ -335,6 +372,7 @@ def _wrap(
     prepend_bos: bool | None,
     dominant_language: str | None,
     tl_name: str | None,
+    placement: dict[str, Any] | None = None,
 ) -> HubModel:
     import transformer_lens
     import transformers
@@ -354,7 +392,7 @@ def _wrap(
         location=location,
         weights_sha256=weights_sha256,
         dtype=str(dtype).removeprefix("torch."),
-        device=str(device),
+        device=str(device) if not placement else _describe_placement(bridge, placement),
         versions={
             "hublens": __version__,
             "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
@@ -369,3 +407,62 @@ def _wrap(
         dominant_language=dominant_language or "en",
         provenance=provenance,
     )
+
+
+def _placement(
+    device: str | torch.device,
+    device_map: str | dict[str, str | int] | None,
+    n_devices: int | None,
+) -> dict[str, Any] | None:
+    """Validate multi-device options before anything loads; None for one device."""
+    if device_map is None and n_devices is None:
+        return None
+    if device_map is not None and n_devices is not None:
+        raise ValueError(
+            f"device_map={device_map!r} and n_devices={n_devices!r}: pass one of them."
+        )
+    if str(device) != "cpu":
+        raise ValueError(
+            f"device={str(device)!r} with device_map/n_devices: they replace device; leave "
+            "device at its default."
+        )
+    if n_devices is not None:
+        if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+            raise ValueError(f"n_devices={n_devices!r}: pass a positive integer.")
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n_devices > 1 and available < n_devices:
+            raise ValueError(
+                f"n_devices={n_devices} needs {n_devices} CUDA devices; this machine has "
+                f"{available}. Use device_map (e.g. {{'': 'cpu'}}) for CPU placement."
+            )
+        return {"n_devices": n_devices} if n_devices > 1 else None
+    if not isinstance(device_map, (str, dict)):
+        raise TypeError(f"device_map={device_map!r}: pass a string such as 'auto' or a dict.")
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise ValueError(
+            f"device_map={device_map!r} needs the accelerate package: pip install accelerate."
+        )
+    return {"device_map": device_map}
+
+
+def _from_pretrained_placement(placement: dict[str, Any] | None) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for a placement (TransformerLens's translation)."""
+    if not placement:
+        return {}
+    from transformer_lens.utilities.multi_gpu import resolve_device_map
+
+    device_map, max_memory = resolve_device_map(
+        placement.get("n_devices"), placement.get("device_map"), None, None
+    )
+    out: dict[str, Any] = {"device_map": device_map}
+    if max_memory is not None:
+        out["max_memory"] = max_memory
+    return out
+
+
+def _describe_placement(bridge: Any, placement: dict[str, Any]) -> str:
+    hf_map = getattr(getattr(bridge, "original_model", None), "hf_device_map", None) or {}
+    devices = sorted({str(v) for v in hf_map.values()})
+    return f"{placement} -> {', '.join(devices) or bridge.cfg.device}"
