@@ -190,10 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub, common)
 
-    from hublens.bench.cli import add_bench_parser  # hublens bench
-
-    add_bench_parser(sub, common)
-
     from hublens.adapters.cli import add_commands  # train-projector, multimodal
 
     add_commands(sub, common)
