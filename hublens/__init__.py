@@ -27,6 +27,7 @@ from hublens.errors import (  # noqa: E402
 from hublens.loading import load_model  # noqa: E402
 from hublens.scan import semantic_hub_scan  # noqa: E402
 from hublens.model import HubModel, Provenance, TokenBatch, TokenConvention  # noqa: E402
+from hublens.steering import steer  # noqa: E402
 
 __all__ = [
     "BUNDLED",
@@ -42,4 +43,5 @@ __all__ = [
     "__version__",
     "load_model",
     "semantic_hub_scan",
+    "steer",
 ]

@@ -1,0 +1,181 @@
+"""Figures and HTML sections for :class:`~hublens.steering_result.SteeringResult`.
+
+:func:`steering_section_html` renders one intervention as a section (options, figure, the
+mean ± std table, examples) that fits into the scan report's page; :func:`write_steering_html`
+writes one self-contained page with a section per intervention. It reuses the scan report's
+style, figure embedding and escaping: every string from a result is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hublens.report import _CSS, PALETTE, _kv_table, _plain, figure_html
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from hublens.steering_result import SteeringResult
+
+
+def steering_figure(result: SteeringResult) -> go.Figure:
+    """One panel per metric: mean over seeds against strength, a line per group, ± std bars.
+
+    Args:
+        result: The steering result.
+
+    Returns:
+        The plotly figure; traces carry ``meta={"metric": ..., "group": ...}``.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    summary = result.summary()
+    metrics = result.metrics or list(dict.fromkeys(summary["metric"]))
+    metrics = [m for m in metrics if m in set(summary["metric"])]
+    groups = list(dict.fromkeys(summary["group"]))
+    fig = make_subplots(
+        rows=len(metrics) or 1,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        subplot_titles=[_plain(m) for m in metrics],
+    )
+    for p, metric in enumerate(metrics, start=1):
+        for g, group in enumerate(groups):
+            part = summary[(summary["metric"] == metric) & (summary["group"] == group)]
+            if part.empty:
+                continue
+            std = [0.0 if math.isnan(s) else float(s) for s in part["std"]]
+            colour = PALETTE[g % len(PALETTE)]
+            fig.add_trace(
+                go.Scatter(
+                    x=list(part["strength"]),
+                    y=list(part["mean"]),
+                    error_y={"type": "data", "array": std, "visible": True, "thickness": 1.2},
+                    mode="lines+markers",
+                    line={"color": colour, "width": 2},
+                    name=_plain(group or metric),
+                    legendgroup=group,
+                    showlegend=p == 1,
+                    meta={"metric": metric, "group": group},
+                ),
+                row=p,
+                col=1,
+            )
+        fig.update_yaxes(title_text=_plain(metric), row=p, col=1)
+    fig.update_xaxes(title_text="strength", row=len(metrics) or 1, col=1)
+    fig.update_layout(
+        template="simple_white",
+        title={"text": f"<b>{_plain(result.intervention)}</b>", "x": 0.01},
+        height=120 + 230 * max(len(metrics), 1),
+        margin={"l": 70, "r": 30, "t": 70, "b": 50},
+        font={"family": "Helvetica, Arial, sans-serif", "size": 13, "color": "#222"},
+    )
+    return fig
+
+
+def _summary_table(result: SteeringResult) -> str:
+    wide = result.wide()
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["group", "strength", *wide.columns])
+    body = []
+    for (group, strength), row in wide.iterrows():
+        cells = [html.escape(str(group)), f"{strength:g}"]
+        cells += [html.escape(str(v)) for v in row]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        f'<div class="scroll"><table class="results"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def steering_section_html(result: SteeringResult, index: int = 0) -> str:
+    """One intervention as an HTML section (needs plotly.js loaded on the page).
+
+    Args:
+        result: The steering result.
+        index: Position of the section on the page (makes element ids unique).
+
+    Returns:
+        The HTML fragment, every string from the result escaped.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", result.intervention) or "steering"
+    parts = [
+        f'<h2 id="steering-{index}">Steering: {html.escape(result.intervention)}</h2>',
+        "<h3>Provenance</h3>",
+        _kv_table(result.provenance, "kv"),
+        "<h3>Options</h3>",
+        _kv_table(result.options, "kv"),
+    ]
+    if result.rows:
+        fig = steering_figure(result)
+        parts += [
+            "<h3>Outcomes against strength (mean ± std over seeds)</h3>",
+            f'<div class="figure">{figure_html(fig, f"steer-fig-{index}", safe)}</div>',
+            _summary_table(result),
+        ]
+    else:
+        parts.append('<p class="muted">No rows.</p>')
+    parts.append("<h3>Examples</h3>")
+    if result.examples:
+        items = "".join(f"<li>{html.escape(str(e))}</li>" for e in result.examples)
+        parts.append(f'<ol class="examples">{items}</ol>')
+    else:
+        parts.append('<p class="muted">(none recorded)</p>')
+    return "\n".join(parts)
+
+
+def render_steering_html(results: Sequence[SteeringResult], title: str = "Steering") -> str:
+    """A self-contained HTML page with one section per steering result."""
+    from plotly.offline import get_plotlyjs
+
+    from hublens._version import __version__
+
+    links = "".join(
+        f'<li><a href="#steering-{i}">{html.escape(r.intervention)}</a></li>'
+        for i, r in enumerate(results)
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style>",
+        f'<script type="text/javascript">{get_plotlyjs()}</script>',
+        "</head><body><main>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<nav><strong>Interventions</strong><ul>{links}</ul></nav>",
+    ]
+    parts += [steering_section_html(r, i) for i, r in enumerate(results)]
+    parts += [
+        f"<footer>Written by hublens {html.escape(__version__)}. Self-contained: plotly.js is "
+        "inlined, nothing is fetched from the network.</footer>",
+        "</main></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_steering_html(
+    results: Sequence[SteeringResult], path: str | Path, title: str = "Steering"
+) -> Path:
+    """Write :func:`render_steering_html` to ``path`` atomically; return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = render_steering_html(results, title)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
