@@ -19,7 +19,7 @@ import re
 import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,14 +59,14 @@ class _Chain(io.RawIOBase):
         super().close()
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: io.BufferedReader, n: int) -> bytes:
     data = stream.read(n)
     if data is None or len(data) != n:
         raise ValueError(f"model.bin ended early (wanted {n} bytes): the file is truncated.")
     return data
 
 
-def _string(stream: BinaryIO) -> str:
+def _string(stream: io.BufferedReader) -> str:
     (n,) = struct.unpack("<H", _read_exact(stream, 2))
     return _read_exact(stream, n).rstrip(b"\0").decode("utf-8")
 
