@@ -25,8 +25,8 @@ CORPUS = [
 ]
 
 
-def build_tokenizer():
-    """A byte-level BPE tokenizer trained in memory on a small corpus."""
+def build_tokenizer(extra_corpus: tuple[str, ...] = ()):
+    """A byte-level BPE tokenizer trained in memory on a small corpus (plus ``extra_corpus``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -39,7 +39,7 @@ def build_tokenizer():
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator([*CORPUS, *extra_corpus] * 4, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<bos>",
@@ -87,11 +87,11 @@ def tiny_config(kind: str, vocab_size: int):
     raise ValueError(kind)
 
 
-def build_tiny(kind: str, *, seed: int = 0):
+def build_tiny(kind: str, *, seed: int = 0, extra_corpus: tuple[str, ...] = ()):
     """(HF model, an independent deep copy of it, tokenizer), random weights, eager attention."""
     from transformers import Gemma3ForCausalLM, LlamaForCausalLM
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(extra_corpus)
     config = tiny_config(kind, len(tokenizer))
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
