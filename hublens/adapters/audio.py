@@ -34,8 +34,9 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)
     if dtype is None:
         raise ValueError(f"{str(path)!r}: {8 * width}-bit WAV; pass 8, 16 or 32-bit PCM.")
+    scale = 128.0 if width == 1 else float(np.iinfo(dtype).max)  # type: ignore[type-var]
     x = np.frombuffer(frames, dtype=dtype).astype(np.float32)
-    x = (x - 128) / 128 if width == 1 else x / float(np.iinfo(dtype).max)
+    x = ((x - 128.0) if width == 1 else x) / scale
     if channels != 1:
         raise ValueError(f"{str(path)!r} has {channels} channels; pass mono (mix down first).")
     return x, rate

@@ -150,8 +150,8 @@ class InjectHook:
     _rows: list[tuple[int, int, int, Tensor]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        for row, (spans, media) in enumerate(zip(self.batch.spans, self.batch.media)):
-            for span, rows in zip(spans, media):
+        for row, (spans, media) in enumerate(zip(self.batch.spans, self.batch.media, strict=True)):
+            for span, rows in zip(spans, media, strict=True):
                 self._rows.append((row, span.start, span.stop, rows))
 
     def __call__(
@@ -370,12 +370,13 @@ class MultimodalModel(HubModel):
         with no media run as plain text.
         """
         if args and isinstance(args[0], MultimodalBatch):
-            batch, args = args[0], (args[0].ids, *args[1:])
-            kwargs.setdefault("attention_mask", batch.attention_mask)
+            batch: MultimodalBatch | None = args[0]
+            kwargs.setdefault("attention_mask", args[0].attention_mask)
+            args = (args[0].ids, *args[1:])
         elif args and isinstance(args[0], Tensor) and not args[0].is_floating_point():
             last = self._last
             same = last is not None and args[0].shape == last.ids.shape
-            batch = last if same and torch.equal(args[0], last.ids) else None  # type: ignore[union-attr,arg-type]
+            batch = last if (last is not None and same and torch.equal(args[0], last.ids)) else None
         else:
             batch = None
         if batch is None or not batch.has_media:
@@ -398,7 +399,7 @@ class MultimodalModel(HubModel):
         kwargs.setdefault("do_sample", False)
         kwargs.setdefault("verbose", False)
         with self.bridge.hooks(fwd_hooks=self.injection_hooks(batch, prompt_len=prompt_len)):
-            out = self.bridge.generate(batch.ids, max_new_tokens=max_new_tokens, **kwargs)
+            out: Any = self.bridge.generate(batch.ids, max_new_tokens=max_new_tokens, **kwargs)
         return str(self.tokenizer.decode(out[0, prompt_len:], skip_special_tokens=True))
 
 

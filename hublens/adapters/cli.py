@@ -45,10 +45,77 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     record.command = "hublens " + " ".join(args.argv)
     out = Path(args.out) if args.out else SHIPPED[args.modality]
-    mm.adapters[args.modality].projector.save(out, record=record.to_dict())
+    projector: Any = mm.adapters[args.modality].projector
+    projector.save(out, record=record.to_dict())
     summary = record.to_dict(with_losses=False)
     print(json.dumps(summary, indent=1))
     print(f"wrote {out}")
+    return 0
+
+
+def _layers(spec: str) -> list[int]:
+    if "-" in spec:
+        lo, hi = spec.split("-", 1)
+        return list(range(int(lo), int(hi) + 1))
+    return [int(x) for x in spec.split(",")]
+
+
+def _summarise(result: Any, metrics: list[str]) -> str:
+    table = result.table()
+    table = table[table.metric.isin(metrics)]
+    pivot = table.pivot_table(index="layer", columns=["metric", "group"], values="mean")
+    return pivot.to_string(float_format=lambda v: f"{v:.3f}")
+
+
+def cmd_multimodal(args: argparse.Namespace) -> int:
+    """Run the vision or audio experiments and write tables and JSON."""
+    import torch
+
+    from hublens.adapters import experiments as ex
+    from hublens.adapters.instances import load_audio_model, load_vision_model
+    from hublens.results import ScanResult
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    projector = args.projector if args.projector else True
+    progress = not args.no_progress
+    payload: dict[str, Any] = {}
+    if args.modality == "image":
+        mm = load_vision_model(args.model, projector=projector)
+        sim, lens = ex.vision_scan(mm, progress=progress)
+    else:
+        mm = load_audio_model(args.model, projector=projector)
+        sim, lens = ex.audio_scan(mm, progress=progress)
+    payload["projector_record"] = {
+        k: {kk: vv for kk, vv in v.items() if kk != "losses"}
+        for k, v in mm.projector_record.items()  # type: ignore[attr-defined]
+    }
+    result = ScanResult.combine([sim, lens])
+    result.save(out)
+    print(_summarise(sim, ["adjusted_cosine", "cosine"]))
+    print(_summarise(lens, ["top1_label", "top1_baseline", "p_label", "p_other_label"]))
+    if not args.skip_interventions:
+        layers = _layers(args.layers)
+        if args.modality == "image":
+            records = ex.colour_replacement(mm, layers=layers, n_images=args.n_items,
+                                            progress=progress)
+        else:
+            data = ex.audio_data(mm, seed=5000)
+            records = ex.audio_steering(mm, data, layers=layers, alphas=args.alpha,
+                                        languages=args.languages.split(","))
+        payload["intervention"] = {"layers": layers, "records": records}
+        import pandas as pd
+
+        frame = pd.DataFrame(records)
+        print(frame.to_string(max_rows=60))
+        numeric = frame.select_dtypes(include=["number", "bool"]).astype(float)
+        print(numeric.mean().to_string(float_format=lambda v: f"{v:.3f}"))
+    payload["command"] = "hublens " + " ".join(args.argv)
+    with open(out / "multimodal.json", "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1, default=str)
+    print(f"wrote {out}/result.json, result.csv, report.html and multimodal.json")
     return 0
 
 
@@ -71,3 +138,20 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--out", help="output .safetensors (default: the shipped file)")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=cmd_train, argv=sys.argv[1:])
+
+    multi = sub.add_parser(
+        "multimodal",
+        parents=[common],
+        help="image/audio experiments: similarity, logit lens at media positions, interventions",
+    )
+    multi.add_argument("--modality", choices=["image", "audio"], required=True)
+    multi.add_argument("--projector", help="projector .safetensors (default: the shipped one)")
+    multi.add_argument("--out", default="report-multimodal")
+    multi.add_argument("--layers", default="0-5", help="intervention layers: 'A-B' or 'a,b,c'")
+    multi.add_argument("--n-items", type=int, default=20, help="images for the colour swap")
+    multi.add_argument("--alpha", type=float, action="append", help="audio steering strength")
+    multi.add_argument("--languages", default="en", help="audio steering languages, e.g. en,fr")
+    multi.add_argument("--skip-interventions", action="store_true")
+    multi.add_argument("--threads", type=int, default=0)
+    multi.add_argument("--no-progress", action="store_true")
+    multi.set_defaults(func=cmd_multimodal, argv=sys.argv[1:])

@@ -42,7 +42,7 @@ class EfficientNetEncoder(nn.Module):
         super().__init__()
         if not 1 <= grid <= FEATURE_GRID:
             raise ValueError(f"grid={grid}: choose 1..{FEATURE_GRID}.")
-        self.net = net
+        self.net: Any = net
         self.grid = grid
 
     def forward(self, pixels: Float[Tensor, "1 3 224 224"]) -> Float[Tensor, "1 n 1280"]:

@@ -37,7 +37,7 @@ def _projector(
 
         torch.manual_seed(0)
         return MLPProjector(ProjectorConfig(d_in=d_in, d_out=d_out, **shape)).eval(), {}
-    path = SHIPPED[modality] if projector is True else Path(projector)
+    path = SHIPPED[modality] if projector is True or projector is False else Path(projector)
     loaded, record = MLPProjector.load(path)
     if (loaded.config.d_in, loaded.config.d_out) != (d_in, d_out):
         raise ValueError(

@@ -34,7 +34,7 @@ class LlavaVisionEncoder(nn.Module):
         super().__init__()
         if strategy not in ("default", "full"):
             raise ValueError(f"strategy={strategy!r}: LLaVA uses 'default' or 'full'.")
-        self.tower = tower
+        self.tower: Any = tower
         self.layer = layer
         self.strategy = strategy
 
@@ -79,7 +79,7 @@ def pixel_checker(image_size: int, *, channels: int = 3) -> Any:
     return prepare
 
 
-def from_llava(llava: nn.Module, tokenizer: Any, **load_options: Any) -> MultimodalModel:
+def from_llava(llava: Any, tokenizer: Any, **load_options: Any) -> MultimodalModel:
     """Wrap a transformers ``LlavaForConditionalGeneration`` as a MultimodalModel.
 
     Booting the bridge changes the language model in place (eager attention, renamed state

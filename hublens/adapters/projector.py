@@ -75,7 +75,8 @@ class MLPProjector(nn.Module):
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in self.state_dict().items()}
+        state = self.state_dict()
+        tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}
         meta = {"config": json.dumps(asdict(self.config)), "record": json.dumps(record or {})}
         save_file(tensors, str(path), metadata=meta)
         return path

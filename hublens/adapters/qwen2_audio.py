@@ -26,7 +26,7 @@ class Qwen2AudioEncoderWrapper(nn.Module):
 
     def __init__(self, tower: nn.Module) -> None:
         super().__init__()
-        self.tower = tower
+        self.tower: Any = tower
 
     def forward(self, prepared: tuple[Tensor, int]) -> Float[Tensor, "1 n d_encoder"]:
         """Encoder rows of one clip (all pooled positions; the adapter trims to the length)."""
@@ -73,7 +73,7 @@ def mel_checker(n_mels: int, frames: int) -> Any:
     return prepare
 
 
-def from_qwen2_audio(model: nn.Module, tokenizer: Any, **load_options: Any) -> MultimodalModel:
+def from_qwen2_audio(model: Any, tokenizer: Any, **load_options: Any) -> MultimodalModel:
     """Wrap a transformers ``Qwen2AudioForConditionalGeneration`` as a MultimodalModel.
 
     Args:

@@ -40,7 +40,9 @@ ANIMALS: dict[str, tuple[str, str, str]] = {
     "turtle": ("tortue", "Schildkröte", "tortuga"),
     "shark": ("requin", "Hai", "tiburón"),
 }
-MAMMALS = frozenset(["dog", "cat", "horse", "cow", "pig", "sheep", "mouse", "lion", "bear", "rabbit"])
+MAMMALS = frozenset(
+    ["dog", "cat", "horse", "cow", "pig", "sheep", "mouse", "lion", "bear", "rabbit"]
+)
 LANGUAGES = ("en", "fr", "de", "es")
 _VARIANTS = ("", "+m3", "+f2", "+f4", "+m7", "+f1")
 
@@ -71,7 +73,9 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def speak(text: str, *, voice: str = "en", speed: int = 150, pitch: int = 50) -> tuple[np.ndarray, int]:
+def speak(
+    text: str, *, voice: str = "en", speed: int = 150, pitch: int = 50
+) -> tuple[np.ndarray, int]:
     """Synthesise ``text`` with espeak-ng; returns (waveform, sample rate).
 
     Raises:
@@ -113,7 +117,7 @@ def spoken_words(
     rng = np.random.default_rng(seed)
     out = []
     for label in labels or tuple(ANIMALS):
-        words = dict(zip(LANGUAGES, (label, *ANIMALS[label])))
+        words = dict(zip(LANGUAGES, (label, *ANIMALS[label]), strict=True))
         for lang in languages:
             for k in range(per_word):
                 variant = _VARIANTS[int(rng.integers(len(_VARIANTS)))]

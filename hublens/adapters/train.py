@@ -72,6 +72,13 @@ class TrainingRecord:
         return out
 
 
+def _lookup(rows: dict[str, Tensor]) -> Any:
+    def rows_of(modality: str, key: str) -> Tensor:
+        return rows[key]
+
+    return rows_of
+
+
 def caption_loss(
     model: MultimodalModel, batch: MultimodalBatch, *, reduction: str = "mean"
 ) -> Tensor:
@@ -168,7 +175,9 @@ def train_projector(
     registry = model.media[modality]
     missing = [k for k, _ in examples if k not in registry]
     if missing:
-        raise ValueError(f"examples use unregistered {modality} keys {missing[:5]}; add_media first.")
+        raise ValueError(
+            f"examples use unregistered {modality} keys {missing[:5]}; add_media first."
+        )
     started, cpu_started = time.perf_counter(), time.process_time()
     rng = random.Random(seed)
     features = {
@@ -204,7 +213,7 @@ def train_projector(
             texts = [
                 template.format(marker=f"<{modality}:{k}>", caption=c) for k, c in chosen
             ]
-            batch = model.tokenize(texts, media_rows=lambda m, k: rows[k])
+            batch = model.tokenize(texts, media_rows=_lookup(rows))
             loss = caption_loss(model, batch)
             optimiser.zero_grad()
             loss.backward()
@@ -215,7 +224,7 @@ def train_projector(
     finally:
         model._last = None
         projector.eval()
-        for p, flag in zip(lm_params, saved):
+        for p, flag in zip(lm_params, saved, strict=True):
             p.requires_grad_(flag)
         model.clear_cache()
     record.loss_first = sum(record.losses[:10]) / len(record.losses[:10])

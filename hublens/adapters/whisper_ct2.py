@@ -59,14 +59,14 @@ class _Chain(io.RawIOBase):
         super().close()
 
 
-def _read_exact(stream: io.BufferedReader, n: int) -> bytes:
+def _read_exact(stream: Any, n: int) -> bytes:
     data = stream.read(n)
     if data is None or len(data) != n:
         raise ValueError(f"model.bin ended early (wanted {n} bytes): the file is truncated.")
     return data
 
 
-def _string(stream: io.BufferedReader) -> str:
+def _string(stream: Any) -> str:
     (n,) = struct.unpack("<H", _read_exact(stream, 2))
     return _read_exact(stream, n).rstrip(b"\0").decode("utf-8")
 
@@ -190,7 +190,7 @@ class WhisperEncoder(nn.Module):
 
     def __init__(self, hf: nn.Module) -> None:
         super().__init__()
-        self.hf = hf
+        self.hf: Any = hf
 
     @property
     def max_frames(self) -> int:

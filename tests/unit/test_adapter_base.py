@@ -120,7 +120,8 @@ def test_no_hook_left_after_exception(tiny_mm):
     def boom(x, hook):
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"), mm.hooks(fwd_hooks=[("blocks.1.hook_resid_post", boom)]):
+    hooks = [("blocks.1.hook_resid_post", boom)]
+    with pytest.raises(RuntimeError, match="boom"), mm.hooks(fwd_hooks=hooks):
         mm(batch)
     assert attached_hooks(mm) == []
 

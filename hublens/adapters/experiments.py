@@ -1,0 +1,295 @@
+"""The paper's vision and audio experiments on a MultimodalModel (data, scans, interventions).
+
+Data are generated here (held-out seeds, never the training keys): solid colours and shapes
+with their colour word; espeak-ng animal names in four languages with the English word.
+Similarity and logit-lens statistics run through :func:`hublens.semantic_hub_scan`; the two
+interventions are:
+
+- colour replacement: a two-colour image (top/bottom); at the top half's image positions the
+  hidden state is replaced, at each layer of a range, by the direction
+  ``W_U[new colour] - W_U[old colour]`` scaled to the replaced state's norm; success = the
+  greedy caption names the new colour and not the old one;
+- audio steering: at the audio positions, ``alpha * |h| * unit(W_U[new animal] -
+  W_U[old animal])`` is added at each layer of a range; the readout is
+  ``P(Yes) / (P(Yes) + P(No))`` after "Is this animal a mammal?".
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens.hook_points import HookPoint
+
+from hublens.adapters.base import MultimodalModel
+from hublens.data import ParallelData
+from hublens.hooks import hook_name, validate_layers
+
+#: Colours of the paper's lens experiment and its baseline word.
+LENS_COLOURS = ("red", "green", "blue", "black")
+BASELINE_COLOUR = "white"
+#: Colours used in two-colour images.
+HALF_COLOURS = ("red", "green", "blue", "yellow", "black")
+MAMMAL_PROMPT = " Question: Is this animal a mammal? Answer:"
+
+
+# ---- data ---------------------------------------------------------------------------------
+def vision_similarity_data(mm: MultimodalModel, *, seed: int = 1000) -> ParallelData:
+    """One item per colour: a solid image, a shape image, and the colour word."""
+    from hublens.adapters.images import COLOURS, SHAPES, shape, solid
+
+    rng = random.Random(seed)
+    records: list[dict[str, Any]] = []
+    for k, colour in enumerate(COLOURS):
+        s = mm.add_media("image", solid(colour, seed=seed + k), key=f"eval-solid-{colour}")
+        bg = "black" if colour in ("white", "yellow", "pink") else "white"
+        kind = SHAPES[k % len(SHAPES)]
+        h = mm.add_media(
+            "image", shape(colour, kind, bg, seed=seed + 100 + k), key=f"eval-shape-{colour}"
+        )
+        records.append({"id": colour, "caption": colour, "solid": s, "shape": h,
+                        "meta": {"label": colour, "shape": kind}})
+    rng.shuffle(records)
+    return ParallelData.from_records(records, name="colour-images")
+
+
+def colour_lens_data(mm: MultimodalModel, *, per_colour: int = 5, seed: int = 2000) -> ParallelData:
+    """Solid red/green/blue/black images (held out), ``per_colour`` each."""
+    from hublens.adapters.images import solid
+
+    records: list[dict[str, Any]] = []
+    for colour in LENS_COLOURS:
+        for k in range(per_colour):
+            marker = mm.add_media("image", solid(colour, seed=seed + 10 * k + len(records)),
+                                  key=f"lens-{colour}-{k}")
+            records.append({"id": f"{colour}-{k}", "image": marker, "caption": colour,
+                            "meta": {"label": colour}})
+    return ParallelData.from_records(records, name="solid-colours")
+
+
+def audio_data(mm: MultimodalModel, *, seed: int = 1000) -> ParallelData:
+    """One item per animal: its name spoken in en/fr/de/es (held-out voices) + the word."""
+    from hublens.adapters.speech import ANIMALS, LANGUAGES, MAMMALS, spoken_words
+
+    clips = spoken_words(seed=seed, per_word=1, prefix="eval")
+    by = {(c.label, c.language): c for c in clips}
+    records = []
+    for label in ANIMALS:
+        record: dict[str, Any] = {"id": label, "label": label}
+        for lang in LANGUAGES:
+            clip = by[(label, lang)]
+            record[f"audio_{lang}"] = mm.add_media(
+                "audio", (clip.waveform, clip.sample_rate), key=clip.key
+            )
+        record["meta"] = {"label": label, "mammal": label in MAMMALS}
+        records.append(record)
+    return ParallelData.from_records(records, name="spoken-animals")
+
+
+# ---- scans --------------------------------------------------------------------------------
+def vision_scan(mm: MultimodalModel, *, progress: bool = True) -> Any:
+    """Image↔caption similarity and the colour lens, one ScanResult each (concatenated)."""
+    from hublens.analyses.modality_lens import ModalityLens
+    from hublens.analyses.similarity import Similarity
+    from hublens.scan import semantic_hub_scan
+
+    sim = semantic_hub_scan(
+        mm, vision_similarity_data(mm),
+        analyses=[Similarity(pairs=[("caption", "solid"), ("caption", "shape")], cues={})],
+        progress=progress,
+    )
+    lens = semantic_hub_scan(
+        mm, colour_lens_data(mm),
+        analyses=[ModalityLens(media="image", baseline_word=BASELINE_COLOUR)],
+        progress=progress,
+    )
+    return sim, lens
+
+
+def audio_scan(mm: MultimodalModel, *, progress: bool = True) -> Any:
+    """Audio↔word similarity per language and the label-word lens."""
+    from hublens.analyses.modality_lens import ModalityLens
+    from hublens.analyses.similarity import Similarity
+    from hublens.scan import semantic_hub_scan
+
+    data = audio_data(mm)
+    langs = [t for t in data.types if t.startswith("audio_")]
+    sim = semantic_hub_scan(
+        mm, data, analyses=[Similarity(pairs=[("label", t) for t in langs], cues={})],
+        progress=progress,
+    )
+    lens = semantic_hub_scan(
+        mm, data,
+        analyses=[ModalityLens(name=f"lens_{t}", media=t) for t in langs],
+        progress=progress,
+    )
+    return sim, lens
+
+
+# ---- interventions ------------------------------------------------------------------------
+@dataclass
+class DirectionHook:
+    """At given positions: replace the state by, or add, a direction scaled to the state norm.
+
+    Attributes:
+        direction: ``(d_model,)``; used as a unit vector.
+        positions: Positions (same for every row).
+        mode: ``"replace"``: ``x := |x| * u``; ``"add"``: ``x := x + alpha * |x| * u``.
+        alpha: Strength in ``"add"`` mode.
+        prompt_len: Act only in passes holding the whole prompt (not on cached decode steps).
+    """
+
+    direction: Float[Tensor, " d_model"]
+    positions: Sequence[int]
+    mode: str = "replace"
+    alpha: float = 1.0
+    prompt_len: int | None = None
+
+    def __call__(
+        self, x: Float[Tensor, "batch pos d_model"], hook: HookPoint
+    ) -> Float[Tensor, "batch pos d_model"] | None:
+        """Steer the selected positions."""
+        if self.prompt_len is not None and x.shape[1] < self.prompt_len:
+            return None
+        unit = self.direction.to(x.device, x.dtype)
+        unit = unit / unit.norm()
+        pos = list(self.positions)
+        out = x.clone()
+        h = x[:, pos]
+        norm = h.norm(dim=-1, keepdim=True)
+        out[:, pos] = norm * unit if self.mode == "replace" else h + self.alpha * norm * unit
+        return out
+
+
+def _unembed_row(mm: MultimodalModel, word: str) -> Tensor:
+    return mm.unembedding_weight[mm.word_token_ids(word)[0]].detach().float()
+
+
+def colour_replacement(
+    mm: MultimodalModel,
+    *,
+    layers: Sequence[int],
+    n_images: int = 20,
+    seed: int = 3000,
+    max_new_tokens: int = 5,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Replace the top half's image states by ``W_U[new] - W_U[old]``; one record per image.
+
+    Each record: colours, the caption without and with the intervention (and with a random
+    direction of the same norm as a control), and success flags.
+    """
+    from hublens.adapters.images import halves
+
+    chosen = validate_layers(mm, list(layers))
+    rng = random.Random(seed)
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for k in tqdm(range(n_images), desc="colour replacement", disable=not progress):
+        top, bottom = rng.sample(HALF_COLOURS, 2)
+        new = rng.choice([c for c in HALF_COLOURS if c not in (top, bottom)])
+        marker = mm.add_media("image", halves(top, bottom, seed=seed + k), key=f"swap-{k}")
+        batch = mm.tokenize([marker])
+        span = batch.spans[0][0]
+        grid = int(round((span.stop - span.start) ** 0.5))
+        top_positions = [span.start + i for i in range(grid)]  # first row of patches
+        prompt_len = batch.ids.shape[1]
+        direction = _unembed_row(mm, new) - _unembed_row(mm, top)
+        random_dir = torch.randn(direction.shape, generator=generator)
+
+        def caption(
+            vector: Tensor | None, marker: str = marker, top_positions: list[int] = top_positions,
+            prompt_len: int = prompt_len,
+        ) -> str:
+            hooks = []
+            if vector is not None:
+                hook = DirectionHook(vector, top_positions, "replace", prompt_len=prompt_len)
+                hooks = [(hook_name(layer), hook) for layer in chosen]
+            with mm.hooks(fwd_hooks=hooks):
+                return mm.generate_text(marker, max_new_tokens=max_new_tokens).strip().lower()
+
+        plain, steered, control = caption(None), caption(direction), caption(random_dir)
+
+        def words(text: str) -> set[str]:
+            return set(text.replace(",", " ").replace(".", " ").split())
+
+        out.append({
+            "top": top, "bottom": bottom, "new": new, "caption": plain, "steered": steered,
+            "control": control,
+            "caption_names_top": top in words(plain),
+            "success": new in words(steered) and top not in words(steered),
+            "control_success": new in words(control) and top not in words(control),
+            "plain_names_new": new in words(plain),
+        })
+    return out
+
+
+def yes_probability(
+    mm: MultimodalModel, texts: Sequence[str], *, hooks_for: Any = None
+) -> list[float]:
+    """``P(Yes) / (P(Yes) + P(No))`` of the next token, per text (" Yes"/" No" first tokens)."""
+    yes, no = mm.word_token_ids("Yes")[0], mm.word_token_ids("No")[0]
+    batch = mm.tokenize(list(texts))
+    hooks = hooks_for(batch) if hooks_for is not None else []
+    with torch.no_grad(), mm.hooks(fwd_hooks=hooks):
+        logits = mm(batch)
+    last = logits[torch.arange(len(texts)), batch.lengths - 1]
+    pair = torch.stack([last[:, yes], last[:, no]], dim=-1).float().softmax(-1)
+    return pair[:, 0].tolist()
+
+
+def audio_steering(
+    mm: MultimodalModel,
+    data: ParallelData,
+    *,
+    layers: Sequence[int],
+    alphas: Sequence[float] = (1.0,),
+    languages: Sequence[str] = ("en",),
+    seed: int = 4000,
+) -> list[dict[str, Any]]:
+    """Steer each clip's audio positions toward an animal of the other class (mammal or not).
+
+    Returns one record per (clip, alpha): P(yes) of the text word, the plain audio, and the
+    audio steered toward the new animal (and toward a random direction, as a control).
+    """
+    from hublens.adapters.speech import MAMMALS
+
+    chosen = validate_layers(mm, list(layers))
+    rng = random.Random(seed)
+    generator = torch.Generator().manual_seed(seed)
+    labels = [str(x) for x in data.meta_column("label")]
+    records = []
+    for lang in languages:
+        column = data.column(f"audio_{lang}")
+        for i, label in enumerate(labels):
+            pool = [x for x in labels if (x in MAMMALS) != (label in MAMMALS)]
+            new = rng.choice(pool)
+            text = column[i] + MAMMAL_PROMPT
+            positions = mm.tokenize([column[i]]).positions(0)
+            direction = _unembed_row(mm, new) - _unembed_row(mm, label)
+            random_dir = torch.randn(direction.shape, generator=generator)
+            plain = yes_probability(mm, [text])[0]
+            word = yes_probability(mm, [label + MAMMAL_PROMPT])[0]
+            word_new = yes_probability(mm, [new + MAMMAL_PROMPT])[0]
+            for alpha in alphas:
+
+                def hooks(
+                    vector: Tensor, alpha: float = alpha, positions: list[int] = positions
+                ) -> Any:
+                    hook = DirectionHook(vector, positions, "add", alpha=alpha)
+                    return lambda batch: [(hook_name(layer), hook) for layer in chosen]
+
+                steered = yes_probability(mm, [text], hooks_for=hooks(direction))[0]
+                control = yes_probability(mm, [text], hooks_for=hooks(random_dir))[0]
+                records.append({
+                    "language": lang, "label": label, "mammal": label in MAMMALS, "new": new,
+                    "alpha": alpha, "p_yes_word": word, "p_yes_new_word": word_new,
+                    "p_yes_audio": plain, "p_yes_steered": steered, "p_yes_control": control,
+                })
+    return records
