@@ -335,7 +335,7 @@ def _from_objects(
         bridge = TransformerBridge.boot_transformers(
             str(tl_name),
             hf_model=hf,
-            tokenizer=tokenizer,
+            tokenizer=_bridge_tokenizer(tokenizer),
             device=options["device"],
             dtype=options["dtype"],
         )
@@ -349,6 +349,29 @@ def _from_objects(
         weights_sha256=weights_sha256,
         **options,
     )
+
+
+def _bridge_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The tokenizer to hand TransformerLens, which must not try to re-download it.
+
+    When a tokenizer has a BOS token but does not add it, TransformerLens 4.3 reloads it from
+    ``name_or_path`` with ``add_bos_token=True``; for a tokenizer built in memory (or whose
+    folder is gone) that is a hub download, which fails offline. Such a tokenizer is handed
+    over as a shallow copy marked ``add_bos_token`` (read only by that check); hublens itself
+    tokenizes with the original and its own BOS policy.
+    """
+    import copy
+
+    if tokenizer.bos_token is None:
+        return tokenizer
+    kwargs = tokenizer.init_kwargs
+    adds = kwargs.get("add_bos_token", getattr(tokenizer, "add_bos_token", False))
+    source = kwargs.get("name_or_path") or ""
+    if adds or (source and Path(source).is_dir()):
+        return tokenizer
+    marked = copy.copy(tokenizer)
+    marked.init_kwargs = {**kwargs, "add_bos_token": True}
+    return marked
 
 
 def _tokenizer_adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
