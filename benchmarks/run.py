@@ -4,6 +4,7 @@ Usage:
     python -m benchmarks.run                # bundled models (Gemma-3-270M, SmolLM2-135M)
     python -m benchmarks.run --quick        # tiny random models, about a minute
     python -m benchmarks.run --models gemma-3-270m --sections forward,lens
+    python -m benchmarks.run --from-json benchmarks/results/suite.json   # re-render the docs
 
 Writes benchmarks/results/suite.json (suite-quick.json with --quick) and, unless --no-docs,
 replaces the measured part of the "Benchmark suite" section of docs/benchmarks.md.
@@ -45,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--from-json", help="only render this results file into the docs")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        kind = "quick" if Path(args.from_json).stem.endswith("quick") else "bundled"
+        update_docs(to_markdown(results), kind)
+        return 0
     settings = Settings(threads=args.threads, sections=tuple(args.sections.split(",")))
     if args.quick:
         models = args.models or ["tiny-llama", "tiny-gemma3"]

@@ -28,13 +28,15 @@ def model_markdown(section: dict[str, Any]) -> list[str]:
     if "forward" in section:
         fw = section["forward"]
         out += [f"Forward pass, {fw['shape'][0]} x {fw['shape'][1]} tokens (ratios: median over "
-                "repeats of per-round ratios; peak: resident-set growth during one call):", ""]
+                f"repeats of per-round ratios of {section.get('ratio_clock', 'wall')} time; peak: "
+                "resident-set growth during one call):", ""]
         rows = [
-            [name, _ms(v["median_s"]), _x(v.get("ratio_vs_transformers")),
+            [name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_transformers")),
              _x(v.get("ratio_vs_bridge")), _mb(v.get("peak_mb"))]
             for name, v in fw["variants"].items()
         ]
-        out += _table(["variant", "median ms", "x transformers", "x bridge", "peak MB"], rows)
+        out += _table(["variant", "wall ms", "CPU ms", "x transformers", "x bridge", "peak MB"],
+                      rows)
         agreement = ", ".join(f"{k}: {v:.1e}" for k, v in fw["agreement"].items())
         out += ["", f"Max abs difference: {agreement}."]
         if not fw.get("nnsight"):
@@ -44,9 +46,9 @@ def model_markdown(section: dict[str, Any]) -> list[str]:
         ls = section["lens"]
         out += [f"Logit-lens readout of {ls['rows'][0]} layers x {ls['rows'][1]} rows, "
                 f"{ls['targets']} targets, final norm applied:", ""]
-        rows = [[name, _ms(v["median_s"]), _x(v.get("ratio_vs_hublens")),
+        rows = [[name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_hublens")),
                  _x(v.get("ratio_vs_matmul"))] for name, v in ls["variants"].items()]
-        out += _table(["readout", "median ms", "x hublens", "x matmul"], rows)
+        out += _table(["readout", "wall ms", "CPU ms", "x hublens", "x matmul"], rows)
         agreement = ", ".join(f"{k}: {v:.1e}" for k, v in ls["agreement"].items())
         out += ["", f"Max abs difference: {agreement}.", ""]
     if "scan" in section:
@@ -54,10 +56,11 @@ def model_markdown(section: dict[str, Any]) -> list[str]:
         out += [f"Scan throughput: {sc['items']} items x {len(sc['types'])} types "
                 f"({'/'.join(sc['types'])}, {sc['texts']} texts), batch {sc['batch_size']}, "
                 "similarity + lens at the last position, every layer:", ""]
-        rows = [[name, _ms(v["median_s"]), f"{v['items_per_s']:.2f}",
+        rows = [[name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), f"{v['items_per_s']:.2f}",
                  _x(v.get("ratio_vs_reference")), _x(v.get("ratio_vs_nnsight")),
                  _mb(v.get("peak_mb"))] for name, v in sc["variants"].items()]
-        out += _table(["implementation", "median ms", "items/s", "x plain", "x nnsight",
+        per_s = f"items/s ({section.get('ratio_clock', 'wall')})"
+        out += _table(["implementation", "wall ms", "CPU ms", per_s, "x plain", "x nnsight",
                        "peak MB"], rows)
         agreement = ", ".join(f"{k}: {v:.1e}" for k, v in sc["agreement_max_abs"].items())
         out += ["", f"Same numbers (max abs difference of the scan's): {agreement}.", ""]
@@ -73,9 +76,9 @@ def model_markdown(section: dict[str, Any]) -> list[str]:
     if "steering" in section:
         st = section["steering"]
         out += [f"Greedy generation of {st['new_tokens']} tokens (KV cache):", ""]
-        rows = [[name, _ms(v["median_s"]), _x(v.get("ratio_vs_plain"))]
+        rows = [[name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_plain"))]
                 for name, v in st["variants"].items()]
-        out += _table(["generation", "median ms", "x unsteered"], rows) + [""]
+        out += _table(["generation", "wall ms", "CPU ms", "x unsteered"], rows) + [""]
     out += ["Targets:", ""]
     rows = []
     for t in section["targets"]:

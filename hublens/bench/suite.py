@@ -21,6 +21,9 @@ from hublens.bench.timing import measure, ratio
 
 SECTIONS = ("forward", "lens", "scan", "memory", "steering")
 
+#: The clock ratios use in the current run ("cpu" with one torch thread, else "wall").
+_CLOCK = ["wall"]
+
 
 @dataclass
 class Settings:
@@ -108,7 +111,7 @@ def _table(timings: dict[str, Any], base: str | None, key: str) -> dict[str, Any
     for name, timing in timings.items():
         row = timing.to_dict()
         if base is not None and base in timings:
-            row[key] = ratio(timings, name, base)
+            row[key] = ratio(timings, name, base, clock=_CLOCK[0])
         out[name] = row
     return out
 
@@ -131,6 +134,7 @@ def run_model(
         raise ValueError(f"sections {sorted(unknown)}: choose from {', '.join(SECTIONS)}.")
     user_hooks = load_user_hooks(settings.user_hooks) if settings.user_hooks else None
     torch.set_num_threads(settings.threads)
+    _CLOCK[0] = "cpu" if settings.threads == 1 else "wall"
     started = time.perf_counter()
     pair = load_pair(name)
     model, reference = pair.model, pair.reference
@@ -139,7 +143,7 @@ def run_model(
     ids = torch.randint(5, min(model.d_vocab, 30000), (settings.batch, settings.seq),
                         generator=generator)
     targets = [int(t) for t in model.word_token_ids("the")[:1] + model.word_token_ids("of")[:1]]
-    section: dict[str, Any] = {"model": repr(model), "name": name}
+    section: dict[str, Any] = {"model": repr(model), "name": name, "ratio_clock": _CLOCK[0]}
 
     if "forward" in settings.sections:
         variants = forward.forward_variants(model, reference, ids, targets=targets,
@@ -148,7 +152,8 @@ def run_model(
         table = _table(timings, forward.BRIDGE, "ratio_vs_bridge")
         if forward.HF in timings:
             for key in table:
-                table[key]["ratio_vs_transformers"] = ratio(timings, key, forward.HF)
+                table[key]["ratio_vs_transformers"] = ratio(
+                    timings, key, forward.HF, clock=_CLOCK[0])
         section["forward"] = {
             "shape": [settings.batch, settings.seq], "variants": table,
             "agreement": forward.check_forward_agreement(model, reference, ids),
@@ -162,7 +167,7 @@ def run_model(
         timings = measure(variants, warmup=settings.warmup, repeats=settings.repeats)
         table = _table(timings, lens.MATMUL, "ratio_vs_matmul")
         for key in table:
-            table[key]["ratio_vs_hublens"] = ratio(timings, key, lens.HUBLENS)
+            table[key]["ratio_vs_hublens"] = ratio(timings, key, lens.HUBLENS, clock=_CLOCK[0])
         section["lens"] = {"rows": list(rows.shape[:2]), "targets": len(targets),
                            "variants": table, "agreement": agreement}
         del cache
@@ -214,9 +219,11 @@ def _scan_section(model: Any, reference: Any, settings: Settings) -> dict[str, A
     table = _table(timings, scan_names.REFERENCE, "ratio_vs_reference")
     if scan_names.NNSIGHT in timings:
         for key in table:
-            table[key]["ratio_vs_nnsight"] = ratio(timings, key, scan_names.NNSIGHT)
+            table[key]["ratio_vs_nnsight"] = ratio(
+                timings, key, scan_names.NNSIGHT, clock=_CLOCK[0])
     for key in table:
-        table[key]["items_per_s"] = len(data) / table[key]["median_s"]
+        seconds = table[key]["median_cpu_s" if _CLOCK[0] == "cpu" else "median_s"]
+        table[key]["items_per_s"] = len(data) / seconds
     return {"items": len(data), "types": list(data.types),
             "texts": len(data) * len(data.types), "batch_size": b,
             "variants": table, "agreement_max_abs": agreement}

@@ -47,10 +47,7 @@ def evaluate(section: dict[str, Any]) -> list[Target]:
     if len(mem) >= 2:
         first, last = mem[0]["scan_peak_mb"], mem[-1]["scan_peak_mb"]
         growth = (last - first) / first * 100 if first > 0 else None
-    lens_speedup = None
-    ours, theirs = get(ls, lens.HUBLENS, "median_s"), get(ls, lens.TL, "median_s")
-    if ours and theirs:
-        lens_speedup = theirs / ours
+    lens_speedup = get(ls, lens.TL, "ratio_vs_hublens")  # per-round TL / hublens
     return [
         Target("hublens capture taps / bare bridge forward",
                get(fw, forward.CAPTURE, "ratio_vs_bridge"), "<=", 1.05),

@@ -2,7 +2,10 @@
 
 Variants run round-robin (their order rotates every repeat), so slow drift of a shared machine
 hits all of them alike; a ratio is the median over repeats of ``time(variant) / time(base)``
-taken in the same round. Peak memory is the process's resident-set high-water mark during one
+taken in the same round. Two clocks are kept: wall time and the process's CPU time. On a
+shared machine with torch on one thread, CPU time leaves out the time other processes hold the
+cores, so ratios default to it there (``clock="cpu"``); wall time stays in the results.
+Peak memory is the process's resident-set high-water mark during one
 call above its resident set just before it (Linux: ``/proc/self/clear_refs`` resets the mark;
 freed heap is returned with ``malloc_trim`` first), so it counts everything a call allocates:
 torch tensors, Python objects, caches.
@@ -75,10 +78,16 @@ class PeakMemory:
 
 @dataclass
 class Timing:
-    """Seconds per call and peak memory above the start of each call, one entry per repeat."""
+    """Seconds per call (wall, process CPU) and peak memory above its start, one per repeat."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     peak_bytes: list[int] = field(default_factory=list)
+
+    @property
+    def median_cpu_s(self) -> float:
+        """Median CPU seconds."""
+        return statistics.median(self.cpu_seconds)
 
     @property
     def median_s(self) -> float:
@@ -92,7 +101,8 @@ class Timing:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the results file."""
-        return {"median_s": self.median_s, "seconds": self.seconds, "peak_mb": self.peak_mb}
+        return {"median_s": self.median_s, "median_cpu_s": self.median_cpu_s,
+                "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "peak_mb": self.peak_mb}
 
 
 def measure(
@@ -120,22 +130,25 @@ def measure(
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            if memory:
-                with PeakMemory() as mem:
-                    started = time.perf_counter()
-                    variants[name]()
-                    elapsed = time.perf_counter() - started
+            mem = PeakMemory() if memory else None
+            if mem is not None:
+                mem.__enter__()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            variants[name]()
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+            if mem is not None:
+                mem.__exit__(None, None, None)
                 if mem.peak_bytes is not None:
                     out[name].peak_bytes.append(mem.peak_bytes)
-            else:
-                started = time.perf_counter()
-                variants[name]()
-                elapsed = time.perf_counter() - started
             out[name].seconds.append(elapsed)
+            out[name].cpu_seconds.append(cpu)
     return out
 
 
-def ratio(timings: dict[str, Timing], name: str, base: str) -> float:
-    """Median over repeats of ``time(name) / time(base)`` (same round)."""
-    pairs = zip(timings[name].seconds, timings[base].seconds, strict=True)
+def ratio(timings: dict[str, Timing], name: str, base: str, *, clock: str = "wall") -> float:
+    """Median over repeats of ``time(name) / time(base)`` (same round) on ``clock``."""
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock={clock!r}: choose 'wall' or 'cpu'.")
+    attr = "seconds" if clock == "wall" else "cpu_seconds"
+    pairs = zip(getattr(timings[name], attr), getattr(timings[base], attr), strict=True)
     return statistics.median(a / b for a, b in pairs)
