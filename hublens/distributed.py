@@ -21,9 +21,13 @@ Nothing is pickled between processes: states travel as JSON (the structure) plus
 (the tensors) inside one uint8 tensor.
 
 Example:
-    $ torchrun --nproc-per-node 2 -m hublens.cli scan --distributed --model gemma-3-270m
+    A script ``scan.py``, started with ``torchrun --nproc-per-node 2 scan.py`` (gloo on CPUs,
+    nccl on GPUs; every rank loads the model):
 
+    >>> import torch.distributed as dist
     >>> result = semantic_hub_scan(model, data, distributed=True)  # doctest: +SKIP
+    >>> if dist.get_rank() == 0:  # doctest: +SKIP
+    ...     result.save("report/")
 """
 
 from __future__ import annotations
