@@ -67,7 +67,7 @@ class ArithmeticItem:
 
     @property
     def answer(self) -> int:
-        """r - o."""
+        """R - o."""
         return self.result - self.other
 
 
@@ -75,7 +75,7 @@ class ArithmeticItem:
 def _words(number: int) -> str:
     import inflect
 
-    return str(inflect.engine().number_to_words(number))
+    return str(inflect.engine().number_to_words(str(number)))
 
 
 def english_pair(item: ArithmeticItem) -> tuple[str, str]:
@@ -89,15 +89,12 @@ def english_pair(item: ArithmeticItem) -> tuple[str, str]:
 
 def arithmetic_pool(*, max_result: int = 20) -> list[ArithmeticItem]:
     """Additions o + t = r of the paper's data with t >= 2 (so r - o - 1 >= 1), r <= max_result."""
-    from hublens.data.builtin import arithmetic_expressions
+    from hublens.data.builtin.arithmetic import arithmetic_problems
 
     items = []
-    data = arithmetic_expressions()
-    for op, (other, target), result in zip(
-        data.meta_column("op"), data.meta_column("operands"), data.meta_column("result")
-    ):
+    for op, other, target, result in arithmetic_problems():
         if op == "+" and target >= 2 and result <= max_result:
-            items.append(ArithmeticItem(int(result), int(other)))
+            items.append(ArithmeticItem(result, other))
     return items
 
 
@@ -135,8 +132,8 @@ def run_arithmetic_intervention(
     model: Any,
     *,
     layer: int | None = None,
-    strengths: Iterable[float] = DEFAULT_STRENGTHS,
-    seeds: Iterable[int] = DEFAULT_SEEDS,
+    strengths: Iterable[Any] = DEFAULT_STRENGTHS,
+    seeds: Iterable[Any] = DEFAULT_SEEDS,
     n_items: int = 24,
     max_result: int = 20,
     max_new_tokens: int = 3,
@@ -201,7 +198,7 @@ def run_arithmetic_intervention(
             site="resid_post",
             max_new_tokens=max_new_tokens,
         )
-        for s, row in zip(run_grid, new):
+        for s, row in zip(run_grid, new, strict=False):
             text = model.tokenizer.decode(row.tolist())
             texts[(item, s)] = text
             answers[(item, s)] = parse_answer(text)

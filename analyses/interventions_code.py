@@ -18,7 +18,8 @@ closes ``range(``, or all of it if none does):
 
 ``start_added`` counts every continuation with two or more arguments (at strength 0 it is the
 model's own rate); ``says_start`` counts argument texts that contain the word itself
-(case-insensitive), which tells a literal copy of the token from a semantic start argument. Seeds draw the items from the pool with ``random.Random(seed)``.
+(case-insensitive), which tells a literal copy of the token from a semantic start argument.
+Seeds draw the items from the pool with ``random.Random(seed)``.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def range_calls(
                 continue
             arg_start, arg_end = source.span(call.args[0])
             items.append(
-                RangeItem(source.text[start:end], source.text[arg_start:arg_end], source.relpath, end)
+                RangeItem(
+                    source.text[start:end], source.text[arg_start:arg_end], source.relpath, end
+                )
             )
             taken += 1
         if len(items) >= max_items:
@@ -127,7 +130,7 @@ def range_calls(
 
 
 def argument_text(continuation: str) -> tuple[str, int]:
-    """The text inside ``range(`` up to its closing ``)``, and its number of arguments.
+    r"""The text inside ``range(`` up to its closing ``)``, and its number of arguments.
 
     Brackets and string quotes are tracked, so ``len(a, b))`` is one argument and
     ``0, len(a))`` two. Without a closing ``)`` the whole continuation counts.
@@ -172,8 +175,8 @@ def run_code_intervention(
     model: Any,
     *,
     layer: int | None = None,
-    strengths: Iterable[float] = CODE_STRENGTHS,
-    seeds: Iterable[int] = DEFAULT_SEEDS,
+    strengths: Iterable[Any] = CODE_STRENGTHS,
+    seeds: Iterable[Any] = DEFAULT_SEEDS,
     n_items: int = 12,
     pool_size: int = 120,
     max_prefix_chars: int = 300,
@@ -241,7 +244,7 @@ def run_code_intervention(
             site="resid_post",
             max_new_tokens=max_new_tokens,
         )
-        for s, row in zip(run_grid, new):
+        for s, row in zip(run_grid, new, strict=False):
             texts[(item, s)] = model.tokenizer.decode(row.tolist(), skip_special_tokens=True)
 
     result_rows = []
@@ -260,7 +263,9 @@ def run_code_intervention(
     examples = []
     for item in unique[:6]:
         shown = " | ".join(f"s={s:g}: {texts[(item, s)]!r}" for s in run_grid)
-        examples.append(f"{item.file}: ...{item.code[-60:]!r} (original arg {item.arg!r}) -> {shown}")
+        examples.append(
+            f"{item.file}: ...{item.code[-60:]!r} (original arg {item.arg!r}) -> {shown}"
+        )
     return SteeringResult(
         NAME,
         result_rows,

@@ -1,4 +1,4 @@
-"""The multilingual sentiment intervention: English-word ActAdd vectors on other languages.
+r"""The multilingual sentiment intervention: English-word ActAdd vectors on other languages.
 
 For each target language (Chinese, Spanish, French) two ActAdd vectors are read at
 ``resid_pre`` of one layer, each from a one-word prompt pair padded to equal length: the
@@ -129,8 +129,7 @@ class _Judge:
 def _judge(model: Any, setup: LanguageSetup) -> _Judge:
     ids = model.tokenizer.encode(setup.judge, add_special_tokens=False)
     first = [
-        model.word_token_ids(word, leading_space=setup.judge_space)[0]
-        for word in setup.judge_words
+        model.word_token_ids(word, leading_space=setup.judge_space)[0] for word in setup.judge_words
     ]
     if first[0] == first[1]:
         raise ValueError(f"judge words {setup.judge_words} share their first token.")
@@ -198,8 +197,8 @@ def run_sentiment_intervention(
     *,
     layer: int | None = None,
     languages: Sequence[str] = ("zh", "es", "fr"),
-    strengths: Iterable[float] = SENTIMENT_STRENGTHS,
-    seeds: Iterable[int] = DEFAULT_SEEDS,
+    strengths: Iterable[Any] = SENTIMENT_STRENGTHS,
+    seeds: Iterable[Any] = DEFAULT_SEEDS,
     n_prompts: int = 3,
     max_new_tokens: int = 16,
     temperature: float = 0.7,
@@ -233,7 +232,9 @@ def run_sentiment_intervention(
         ValueError / TypeError: Bad layer, language, strengths, seeds or sizes.
 
     Example:
-        >>> result = run_sentiment_intervention(model, languages=["es"], n_prompts=2)  # doctest: +SKIP
+        >>> result = run_sentiment_intervention(  # doctest: +SKIP
+        ...     model, languages=["es"], n_prompts=2
+        ... )
     """
     grid = check_strengths(strengths)
     seed_list = check_seeds(seeds)
@@ -312,7 +313,7 @@ def run_sentiment_intervention(
         for c, (src, s) in enumerate(conditions):
             for j, seed in enumerate(seed_list):
                 r = c * n_seeds + j
-                values = {
+                measured = {
                     "lexicon": float(lexicon_score(texts[r], lang).score),
                     "log_odds": scores["log_odds"][r],
                     "perplexity": scores["perplexity"][r],
@@ -321,17 +322,17 @@ def run_sentiment_intervention(
                 sources = list(pair_vectors) if not src else [src]
                 for source in sources:
                     cell = per_cell.setdefault((f"{lang}/{source}-vector", s, seed), {})
-                    for metric, value in values.items():
+                    for metric, value in measured.items():
                         cell.setdefault(metric, []).append(value)
                 if p == 0 and j == 0 and (not src or s == steered[-1]):
                     examples.append(
                         f"[{lang}, {src or 'unsteered'}, s={s:g}] {setup.prompts[p]}|{texts[r]}"
                     )
-    for (group, s, seed), metrics in per_cell.items():
+    for (group, s, seed), cell in per_cell.items():
         if s not in grid:
             continue
         for metric in METRICS:
-            values = metrics[metric]
+            values = cell[metric]
             result_rows.append(
                 SteeringRow(NAME, group, s, seed, metric, sum(values) / len(values), len(values))
             )

@@ -118,9 +118,7 @@ def generate_rows(
     out = []
     for c, start in enumerate(range(0, len(vectors), chunk)):
         part = vectors[start : start + chunk]
-        hooks = row_steering_hooks(
-            model, part, positions, layers=layer, prompt_len=pos, site=site
-        )
+        hooks = row_steering_hooks(model, part, positions, layers=layer, prompt_len=pos, site=site)
         out.append(
             generate(
                 model,

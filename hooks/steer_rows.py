@@ -124,8 +124,6 @@ def row_steering_hooks(
     d_model = int(getattr(model, "bridge", model).cfg.d_model)
     if not isinstance(vectors, Tensor) or vectors.ndim != 3 or vectors.shape[-1] != d_model:
         shape = tuple(vectors.shape) if isinstance(vectors, Tensor) else type(vectors).__name__
-        raise ValueError(
-            f"vectors has shape {shape}; this model needs (batch, k, {d_model})."
-        )
+        raise ValueError(f"vectors has shape {shape}; this model needs (batch, k, {d_model}).")
     hook = RowSteerHook(vectors, torch.as_tensor(positions), prompt_len)
     return [(hook_name(layer, site), hook) for layer in validate_layers(model, layers)]

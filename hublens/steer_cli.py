@@ -35,7 +35,9 @@ def _ints(flag: str, text: str | None) -> list[int] | None:
     try:
         return [int(part) for part in text.split(",")]
     except ValueError:
-        raise SystemExit(f"hublens: {flag} {text!r}: write comma-separated ints, e.g. 0,1,2") from None
+        raise SystemExit(
+            f"hublens: {flag} {text!r}: write comma-separated ints, e.g. 0,1,2"
+        ) from None
 
 
 def _options(args: argparse.Namespace, name: str) -> dict[str, Any]:
@@ -88,8 +90,10 @@ def run_steer_command(args: argparse.Namespace) -> int:
         result.provenance["seconds"] = round(seconds, 1)
         result.save(out)
         results.append(result)
-        print(f"\n## {name} ({model.provenance.name}, layer {result.options['layer']}, "
-              f"{seconds:.0f} s)\n")
+        print(
+            f"\n## {name} ({model.provenance.name}, layer {result.options['layer']}, "
+            f"{seconds:.0f} s)\n"
+        )
         print(result.to_markdown())
     report = write_steering_html(results, out / "report.html", title="Steering through the hub")
     print(f"\nwrote {out}/<intervention>.json/.csv/.html and {report}")

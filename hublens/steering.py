@@ -264,7 +264,9 @@ def mean_difference_vector(
         ValueError: An empty prompt set or prompt, layer out of range.
 
     Example:
-        >>> v = mean_difference_vector(model, ["I love it"], ["I hate it"], layer=6)  # doctest: +SKIP
+        >>> v = mean_difference_vector(  # doctest: +SKIP
+        ...     model, ["I love it"], ["I hate it"], layer=6
+        ... )
     """
     sets = [_prompts("prompts_a", prompts_a), _prompts("prompts_b", prompts_b)]
     layer = _one_layer(model, layer)
@@ -361,7 +363,7 @@ def steer(
         ValueError / TypeError: Bad vector, scale, layers or positions (before attaching).
 
     Example:
-        >>> v = hublens.steering.unembedding_vector(model, "start", "end", layer=9)  # doctest: +SKIP
+        >>> v = unembedding_vector(model, "start", "end", layer=9)  # doctest: +SKIP
         >>> with hublens.steer(model, v, scale=8.0, where=LastToken()):  # doctest: +SKIP
         ...     logits = model(tokens)
     """
@@ -428,7 +430,11 @@ def generate(
     ids = model.tokenize(prompt).ids if isinstance(prompt, str) else prompt
     if not isinstance(ids, Tensor) or ids.ndim != 2 or ids.shape[1] == 0:
         raise ValueError("prompt must be a non-empty text or a (batch, pos) tensor of token ids.")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
         raise ValueError(f"max_new_tokens={max_new_tokens!r}: pass a positive int.")
     if do_sample and seed is None:
         raise ValueError("do_sample=True needs seed=... so that the samples can be reproduced.")

@@ -91,9 +91,15 @@ class SteeringResult:
         summary = self.summary()
         metrics = metrics or self.metrics or list(dict.fromkeys(summary["metric"]))
         summary = summary[summary["metric"].isin(metrics)]
-        summary = summary.assign(cell=[_cell(m, s) for m, s in zip(summary["mean"], summary["std"])])
+        summary = summary.assign(
+            cell=[_cell(m, s) for m, s in zip(summary["mean"], summary["std"], strict=False)]
+        )
         wide = summary.pivot_table(
-            index=["group", "strength"], columns="metric", values="cell", aggfunc="first", sort=False
+            index=["group", "strength"],
+            columns="metric",
+            values="cell",
+            aggfunc="first",
+            sort=False,
         )
         return wide[[m for m in metrics if m in wide.columns]]
 
@@ -128,10 +134,10 @@ class SteeringResult:
     def from_json(cls, text: str) -> SteeringResult:
         """Inverse of :meth:`to_json`."""
         payload = json.loads(text)
-        rows = [
-            SteeringRow(**{k: (math.nan if v is None else v) for k, v in row.items()})
-            for row in payload["rows"]
-        ]
+        rows = []
+        for row in payload["rows"]:
+            fields: dict[str, Any] = {k: (math.nan if v is None else v) for k, v in row.items()}
+            rows.append(SteeringRow(**fields))
         return cls(
             payload["intervention"],
             rows,

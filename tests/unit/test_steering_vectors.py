@@ -124,7 +124,9 @@ def test_mean_difference_vector_matches_hf_hidden_states(tiny):
         rows = []
         for text in texts:
             with torch.no_grad():
-                out = reference(input_ids=torch.tensor([_ids(model, text)]), output_hidden_states=True)
+                out = reference(
+                    input_ids=torch.tensor([_ids(model, text)]), output_hidden_states=True
+                )
             rows.append(out.hidden_states[layer + 1][0, -1])
         return torch.stack(rows).mean(0)
 
@@ -168,7 +170,9 @@ def test_steer_actadd_touches_only_first_positions_of_its_layer_and_matches_hf(t
         with hublens.steer(model, vec, scale=scale):
             with model.hooks(fwd_hooks=capture(steered)):
                 logits = model(batch.ids)
-    diff = steered.tensor(hook_name(layer, "resid_pre")) - base.tensor(hook_name(layer, "resid_pre"))
+    diff = steered.tensor(hook_name(layer, "resid_pre")) - base.tensor(
+        hook_name(layer, "resid_pre")
+    )
     assert torch.allclose(diff[0, :k], scale * vec.vector, atol=1e-3)
     assert torch.equal(diff[0, k:], torch.zeros_like(diff[0, k:]))
     for i in range(layer):  # every earlier site is untouched
@@ -274,8 +278,9 @@ def test_no_hook_left_after_exception_inside_steer(tiny_llama):
 def test_bad_input_gives_clear_errors(tiny_llama):
     model, _ = tiny_llama
     v = torch.randn(model.d_model)
-    with pytest.raises(ValueError, match=r"vector has shape \(5,\)"), hublens.steer(
-        model, torch.randn(5), layers=0
+    with (
+        pytest.raises(ValueError, match=r"vector has shape \(5,\)"),
+        hublens.steer(model, torch.randn(5), layers=0),
     ):
         pass
     with pytest.raises(ValueError, match="out of range"):
