@@ -13,11 +13,13 @@ Outcomes per item and strength (the argument text is the continuation up to the 
 closes ``range(``, or all of it if none does):
 
 * ``unchanged``: the same argument text as the unsteered continuation;
-* ``correct``: otherwise, the call now has two or more arguments (an explicit start);
+* ``correct``: otherwise, the unsteered continuation had ONE argument and the steered one has
+  two or more (the steering added an explicit start);
 * ``other``: anything else.
 
-``start_added`` counts every continuation with two or more arguments (at strength 0 it is the
-model's own rate); ``says_start`` counts argument texts that contain the word itself
+``start_added`` counts every continuation with two or more arguments, whatever the unsteered
+one did: this is the paper's "Correct" measured against the original one-argument source, and
+at strength 0 it is the model's own rate of writing a start argument; ``says_start`` counts argument texts that contain the word itself
 (case-insensitive), which tells a literal copy of the token from a semantic start argument.
 Seeds draw the items from the pool with ``random.Random(seed)``.
 """
@@ -164,11 +166,12 @@ def argument_text(continuation: str) -> tuple[str, int]:
 
 
 def classify(steered: str, unsteered: str) -> str:
-    """``"unchanged"``, ``"correct"`` (two or more arguments now) or ``"other"``."""
+    """``"unchanged"``, ``"correct"`` (one argument unsteered, two or more now) or ``"other"``."""
     text, n_args = argument_text(steered)
-    if text == argument_text(unsteered)[0]:
+    base_text, base_args = argument_text(unsteered)
+    if text == base_text:
         return "unchanged"
-    return "correct" if n_args >= 2 else "other"
+    return "correct" if n_args >= 2 and base_args == 1 else "other"
 
 
 def run_code_intervention(
@@ -284,9 +287,9 @@ def run_code_intervention(
             "pool_size": len(pool),
             "max_prefix_chars": max_prefix_chars,
             "decoding": f"greedy, {max_new_tokens} new tokens",
-            "outcomes": "unchanged = same argument text as unsteered; correct = otherwise and "
-            ">= 2 arguments; other = rest; start_added = >= 2 arguments; says_start = the "
-            "argument text contains the word",
+            "outcomes": "unchanged = same argument text as unsteered; correct = otherwise, "
+            "1 argument unsteered and >= 2 steered; other = rest; start_added = >= 2 "
+            "arguments; says_start = the argument text contains the word",
         },
         examples=examples,
         metrics=METRICS,

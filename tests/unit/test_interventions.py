@@ -46,6 +46,7 @@ def test_code_argument_parsing_and_outcomes():
     assert code.classify("1, n):", "n):") == "correct"
     assert code.classify("n):\n", "n): ") == "unchanged"
     assert code.classify("m):", "n):") == "other"
+    assert code.classify("0, n):", "1, n):") == "other"  # the start was there already
 
 
 def test_lexicon_scores_by_hand():
