@@ -19,8 +19,9 @@ closes ``range(``, or all of it if none does):
 
 ``start_added`` counts every continuation with two or more arguments, whatever the unsteered
 one did: this is the paper's "Correct" measured against the original one-argument source, and
-at strength 0 it is the model's own rate of writing a start argument; ``says_start`` counts argument texts that contain the word itself
-(case-insensitive), which tells a literal copy of the token from a semantic start argument.
+at strength 0 it is the model's own rate of writing a start argument. ``says_start`` counts
+argument texts that contain the word itself (case-insensitive), which tells a literal copy of
+the token from a semantic start argument.
 Seeds draw the items from the pool with ``random.Random(seed)``.
 """
 
