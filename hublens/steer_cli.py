@@ -67,7 +67,7 @@ def run_steer_command(args: argparse.Namespace) -> int:
     from hublens.analyses.interventions_arithmetic import run_arithmetic_intervention
     from hublens.analyses.interventions_code import run_code_intervention
     from hublens.analyses.interventions_sentiment import run_sentiment_intervention
-    from hublens.steering_report import write_steering_html
+    from hublens.steering_report import add_to_report, write_steering_html
 
     runners = {
         "arithmetic": run_arithmetic_intervention,
@@ -75,6 +75,8 @@ def run_steer_command(args: argparse.Namespace) -> int:
         "sentiment": run_sentiment_intervention,
     }
     names = list(INTERVENTIONS) if args.intervention == "all" else [args.intervention]
+    if args.into_report and not Path(args.into_report).is_file():
+        raise SystemExit(f"hublens: --into-report {args.into_report!r}: no such file")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     options = {name: _options(args, name) for name in names}  # parse errors before loading
@@ -97,6 +99,8 @@ def run_steer_command(args: argparse.Namespace) -> int:
         print(result.to_markdown())
     report = write_steering_html(results, out / "report.html", title="Steering through the hub")
     print(f"\nwrote {out}/<intervention>.json/.csv/.html and {report}")
+    if args.into_report:
+        print(f"added the steering sections to {add_to_report(results, args.into_report)}")
     return 0
 
 
@@ -116,5 +120,8 @@ def add_steer_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     steer.add_argument("--max-new-tokens", type=int)
     steer.add_argument("--languages", help="sentiment: comma-separated, default zh,es,fr")
     steer.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    steer.add_argument(
+        "--into-report", help="also add the sections to this scan report.html (hublens scan)"
+    )
     steer.add_argument("--no-progress", action="store_true")
     steer.set_defaults(func=run_steer_command)

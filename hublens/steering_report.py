@@ -1,8 +1,9 @@
 """Figures and HTML sections for :class:`~hublens.steering_result.SteeringResult`.
 
 :func:`steering_section_html` renders one intervention as a section (options, figure, the
-mean ± std table, examples) that fits into the scan report's page; :func:`write_steering_html`
-writes one self-contained page with a section per intervention. It reuses the scan report's
+mean ± std table, examples); :func:`add_to_report` puts such sections into a scan's
+``report.html``, and :func:`write_steering_html` writes one self-contained page with a section
+per intervention. It reuses the scan report's
 style, figure embedding and escaping: every string from a result is HTML-escaped.
 """
 
@@ -162,13 +163,41 @@ def render_steering_html(results: Sequence[SteeringResult], title: str = "Steeri
     return "\n".join(parts)
 
 
-def write_steering_html(
-    results: Sequence[SteeringResult], path: str | Path, title: str = "Steering"
-) -> Path:
-    """Write :func:`render_steering_html` to ``path`` atomically; return the path."""
-    target = Path(path)
+def add_to_report(results: Sequence[SteeringResult], report: str | Path) -> Path:
+    """Add steering sections to an existing scan ``report.html`` (before its footer).
+
+    The scan report already inlines plotly.js, so the sections are inserted as they are.
+    Sections added earlier are replaced, so running it twice does not duplicate them.
+
+    Args:
+        results: The steering results.
+        report: A report written by :meth:`hublens.results.ScanResult.save`.
+
+    Returns:
+        The report's path.
+
+    Raises:
+        ValueError: The file is not a hublens HTML report.
+    """
+    target = Path(report)
+    text = target.read_text(encoding="utf-8")
+    start_mark, end_mark = "<!-- steering:start -->", "<!-- steering:end -->"
+    if start_mark in text and end_mark in text:
+        text = text[: text.index(start_mark)] + text[text.index(end_mark) + len(end_mark) :]
+    anchor = text.rfind("<footer>")
+    if anchor < 0 or "Plotly" not in text:
+        raise ValueError(
+            f"report={str(report)!r} is not a hublens scan report (no plotly.js or footer); "
+            "write the steering page on its own with write_steering_html instead."
+        )
+    sections = "\n".join(steering_section_html(r, i) for i, r in enumerate(results))
+    text = text[:anchor] + f"{start_mark}\n{sections}\n{end_mark}\n" + text[anchor:]
+    _write_atomic(target, text)
+    return target
+
+
+def _write_atomic(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = render_steering_html(results, title)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -178,4 +207,12 @@ def write_steering_html(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_steering_html(
+    results: Sequence[SteeringResult], path: str | Path, title: str = "Steering"
+) -> Path:
+    """Write :func:`render_steering_html` to ``path`` atomically; return the path."""
+    target = Path(path)
+    _write_atomic(target, render_steering_html(results, title))
     return target

@@ -268,3 +268,23 @@ def test_cli_rejects_bad_strengths_before_loading(capsys):
         main(["steer", "arithmetic", "--model", "no-such-model", "--strengths", "0,a"])
     with pytest.raises(SystemExit, match="comma-separated ints"):
         main(["steer", "code", "--model", "no-such-model", "--seeds", "0,x"])
+
+
+def test_steering_sections_go_into_a_scan_report_once(tmp_path):
+    from hublens.analyses.base import Row
+    from hublens.results import ScanResult
+    from hublens.steering_report import add_to_report
+
+    scan = ScanResult([Row("similarity", 0, "cosine", "", 0.5, 0.4, 0.6, 3)], {"model": "m"})
+    report = scan.save(tmp_path)
+    add_to_report([_result()], report)
+    add_to_report([_result()], report)  # replaces, does not duplicate
+    page = report.read_text(encoding="utf-8")
+    assert page.count('id="steering-0"') == 1 and page.count("Steering: demo") == 1
+    assert page.index("Steering: demo") < page.index("<footer>")
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    assert page.count("similarity") >= 1  # the scan's own section is kept
+    plain = tmp_path / "plain.html"
+    plain.write_text("<html>no report</html>", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a hublens scan report"):
+        add_to_report([_result()], plain)
