@@ -351,6 +351,19 @@ def _from_objects(
     )
 
 
+def _package_version(distribution: str, module: Any) -> str:
+    """A package's version: its ``__version__``, else the installed distribution's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = getattr(module, "__version__", None)
+    if found:
+        return str(found)
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _bridge_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """The tokenizer to hand TransformerLens, which must not try to re-download it.
 
@@ -418,7 +431,7 @@ def _wrap(
         device=str(device) if not placement else _describe_placement(bridge, placement),
         versions={
             "hublens": __version__,
-            "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
+            "transformer_lens": _package_version("transformer-lens", transformer_lens),
             "transformers": transformers.__version__,
             "torch": torch.__version__,
         },

@@ -1,7 +1,14 @@
-"""Run the semantic hub scan on every built-in data set and both bundled models; write
-docs/results.md (markdown tables of selected layers) and reports under results/<model>/<data>/.
+"""Run the semantic hub scan on every built-in data set and both bundled models; write the
+generated block of docs/results.md (markdown tables of selected layers) and reports under
+results/<model>/<data>/.
 
-Usage: python scripts/make_results.py [--models gemma-3-270m smollm2-135m] [--max-items N]
+Usage: python scripts/make_results.py [--models gemma-3-270m smollm2-135m] [--data NAME ...]
+       [--max-items N]
+
+Each scan is exactly ``hublens scan --model M --data D --out results/M/D`` (the default
+analyses of the data set, see hublens.analyses.defaults). The block is rewritten after every
+scan, so an interrupted run keeps what it measured. Only the text between the markers
+``<!-- scan-results:start`` and ``<!-- scan-results:end -->`` is replaced.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--data", nargs="+", default=list(BUILTIN_DATASETS))
-    parser.add_argument("--max-items", type=int, default=200)
+    parser.add_argument("--max-items", type=int, default=None, help="cap every data set")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     args = parser.parse_args()
     sections = []
@@ -51,31 +58,61 @@ def main() -> None:
         model = hublens.load_model(model_name)
         for data_name in args.data:
             data = ParallelData.load(data_name)
-            data = data.select(range(min(args.max_items, len(data))))
+            cap = ""
+            if args.max_items is not None:
+                data = data.select(range(min(args.max_items, len(data))))
+                cap = f" --max-items {args.max_items}"
             started = time.perf_counter()
-            result = hublens.semantic_hub_scan(model, data, batch_size=8, progress=False)
+            result = hublens.semantic_hub_scan(model, data, batch_size=8, progress=True)
             seconds = time.perf_counter() - started
             result.save(ROOT / "results" / model_name / data_name)
-            options = "; ".join(f"{k}: {v}" for k, v in result.options.items())
             sections.append(
                 f"### {model_name} · {data_name} ({len(data)} items, {seconds:.0f} s)\n\n"
-                f"Command: `hublens scan --model {model_name} --data {data_name} "
-                f"--max-items {args.max_items} --out results/{model_name}/{data_name}`\n\n"
-                f"Options: {options}\n\n{table(result, model.n_layers)}\n"
+                f"Command: `hublens scan --model {model_name} --data {data_name}{cap} "
+                f"--out results/{model_name}/{data_name}`\n\n"
+                f"{options_text(result)}\n\n{table(result, model.n_layers)}\n"
             )
             print(sections[-1], flush=True)
+            write_block(Path(args.out), header(args) + "\n".join(sections))
         del model
-    header = (
-        "# Measured results\n\n"
-        "Produced by `python scripts/make_results.py` (all built-in data sets, both bundled "
-        f"models, first {args.max_items} items of each). Machine: {platform.machine()}, "
-        "2 CPU cores, no GPU, torch 2.13.0+cpu, transformers 5.23.0, transformer-lens 4.3.0. "
-        "Cells are the mean with its 95% CI in brackets at selected layers (L = index of the "
-        "block whose resid_post is read). Full per-layer tables: results/<model>/<data>/result.csv "
-        "(not committed; rerun the command).\n\n"
-    )
-    Path(args.out).write_text(header + "\n".join(sections), encoding="utf-8")
     print(f"wrote {args.out}")
+
+
+def options_text(result) -> str:
+    """One line per analysis: its main options (token policy, final norm, sizes, skips)."""
+    keep = ("pairs", "centered", "group_by", "token_policy", "final_norm", "source", "target",
+            "few_shot", "n_items", "n_queries", "skip_reasons", "languages", "types",
+            "n_texts_per_type", "n_positions", "dropped", "roles", "gap_guessed")
+    lines = []
+    for name, options in result.options.items():
+        shown = ", ".join(f"{k}={options[k]}" for k in keep if k in options)
+        lines.append(f"- `{name}`: {shown}")
+    return "\n".join(lines)
+
+
+def header(args) -> str:
+    return (
+        "Produced by `python scripts/make_results.py` (every built-in data set, both bundled "
+        f"models, the default analyses of each data set). Machine: {platform.machine()}, "
+        "2 CPU cores (shared with other jobs while measuring, so the seconds are loose), no "
+        "GPU, torch 2.13.0+cpu, transformers 5.23.0, transformer-lens 4.3.0. Cells: the mean "
+        "with its 95% CI in brackets at selected layers (L = index of the block whose resid_post "
+        "is read; the last layer is the model's output). Full per-layer tables and HTML reports: "
+        "results/<model>/<data>/ (not committed; rerun the command).\n\n"
+    )
+
+
+def write_block(path: Path, body: str) -> None:
+    """Replace the generated block of ``path`` (between the markers) with ``body``."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index(START)
+    start = text.index("\n", start) + 1
+    end = text.index(END)
+    path.write_text(text[:start] + body + "\n" + text[end:], encoding="utf-8")
+
+
+START = "<!-- scan-results:start"
+END = "<!-- scan-results:end -->"
 
 
 if __name__ == "__main__":

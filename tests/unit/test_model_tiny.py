@@ -76,6 +76,9 @@ def test_model_facts(tiny):
     assert model.convention.space_marker == "Ġ"
     assert model.provenance.source == "object"
     assert model.provenance.versions["transformers"]
+    from importlib.metadata import version
+
+    assert model.provenance.versions["transformer_lens"] == version("transformer-lens")
 
 
 def test_word_token_ids_leading_space(tiny):
