@@ -82,8 +82,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     datasets = []
     for name in _data_names(args.data):
         data = ParallelData.load(name)
-        if args.max_items is not None:
-            data = data.select(range(min(args.max_items, len(data))))
+        if args.max_items is not None:  # a seeded sample keeps every group represented
+            data = data.subset(args.max_items, seed=args.seed)
         datasets.append(data)
     layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
@@ -175,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--out", default="report", help="output folder")
     scan.add_argument("--layers", help="comma-separated layers (default: all)")
     scan.add_argument("--batch-size", type=int, default=8)
-    scan.add_argument("--max-items", type=int, help="use only the first N items")
+    scan.add_argument(
+        "--max-items", type=int,
+        help="scan a seeded random sample of N items (data-set order kept; see --seed)",
+    )
+    scan.add_argument("--seed", type=int, default=0, help="seed of the --max-items sample")
     scan.add_argument("--no-progress", action="store_true")
     scan.set_defaults(func=_cmd_scan)
 

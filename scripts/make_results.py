@@ -50,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--data", nargs="+", default=list(BUILTIN_DATASETS))
-    parser.add_argument("--max-items", type=int, default=None, help="cap every data set")
+    parser.add_argument("--max-items", type=int, default=None,
+                        help="scan a seeded sample (seed 0) of N items of each data set")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     args = parser.parse_args()
     sections = []
@@ -60,7 +61,7 @@ def main() -> None:
             data = ParallelData.load(data_name)
             cap = ""
             if args.max_items is not None:
-                data = data.select(range(min(args.max_items, len(data))))
+                data = data.subset(args.max_items, seed=0)
                 cap = f" --max-items {args.max_items}"
             started = time.perf_counter()
             result = hublens.semantic_hub_scan(model, data, batch_size=8, progress=True)
