@@ -38,6 +38,26 @@ def update_docs(markdown: str, kind: str, path: Path = ROOT / "docs" / "benchmar
     path.write_text(text, encoding="utf-8")
 
 
+def merge_update(old: dict, new: dict, sections: tuple[str, ...] | list[str]) -> dict:
+    """Replace ``sections`` of the models measured again; targets re-evaluated; noted."""
+    from hublens.bench.targets import evaluate
+
+    by_name = {m["name"]: m for m in new["models"]}
+    for model in old["models"]:
+        fresh = by_name.get(model["name"])
+        if fresh is None:
+            continue
+        for key in sections:
+            if key in fresh:
+                model[key] = fresh[key]
+        model["targets"] = [t.to_dict() for t in evaluate(model)]
+    old.setdefault("updates", []).append(
+        {"command": new["command"], "started_utc": new["started_utc"],
+         "sections": list(sections), "machine": new["machine"]}
+    )
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny random models")
@@ -47,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--from-json", help="only render this results file into the docs")
+    parser.add_argument("--update", action="store_true",
+                        help="re-measure --sections and replace them in the existing results file")
     args = parser.parse_args(argv)
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
@@ -67,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     name = "suite-quick" if args.quick else "suite"
     out = ROOT / "benchmarks" / "results" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
+    if args.update and out.exists():
+        results = merge_update(json.loads(out.read_text()), results, settings.sections)
     out.write_text(json.dumps(results, indent=1))
     markdown = to_markdown(results)
     print(markdown)

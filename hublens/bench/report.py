@@ -102,6 +102,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"end. Run {results['started_utc']}, {results['seconds'] / 60:.1f} min.",
         "",
     ]
+    for update in results.get("updates", []):
+        lines += [f"Re-measured `{', '.join(update['sections'])}` with `{update['command']}` "
+                  f"({update['started_utc']}, load average "
+                  f"{update['machine']['load_average_at_start']:.1f}).", ""]
     for section in results["models"]:
         lines += model_markdown(section)
     return "\n".join(lines)
