@@ -126,9 +126,10 @@ class ScanResult:
         first = results[0].provenance
         provenance = {k: v for k, v in first.items() if k not in ("data", "layers", "batch_size")}
         provenance["data"] = {"name": " + ".join(names)}
-        provenance["scans"] = [
-            {k: r.provenance.get(k) for k in ("data", "layers", "batch_size")} for r in results
-        ]
+        provenance["scans"] = {
+            data_name: {k: r.provenance.get(k) for k in ("data", "layers", "batch_size")}
+            for data_name, r in zip(names, results)
+        }
         return cls(rows, provenance, options, examples)
 
     def figure(self, name: str) -> go.Figure:

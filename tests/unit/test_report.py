@@ -328,3 +328,31 @@ def test_scanresult_save_writes_the_report(tmp_path):
         "result.csv",
         "result.json",
     ]
+
+
+def _scan_of(data_name: str, model: str = "m", value: float = 0.5) -> ScanResult:
+    rows = [Row("similarity", layer, "adjusted_cosine", "en-zh", value + layer, 0.0, 1.0, 4)
+            for layer in range(3)]
+    provenance = {"model": {"name": model}, "data": {"name": data_name, "hash": data_name * 2},
+                  "layers": [0, 1, 2], "batch_size": 8}
+    return ScanResult(rows, provenance, {"similarity": {"pairs": ["en-zh"]}},
+                      {"similarity": [f"<b>{data_name}</b>"]})
+
+
+def test_combine_keeps_every_row_under_a_data_prefixed_name(tmp_path):
+    a, b = _scan_of("words", value=0.1), _scan_of("sentences", value=0.2)
+    both = ScanResult.combine([a, b])
+    assert both.analyses == ["words: similarity", "sentences: similarity"]
+    assert [r.mean for r in both.select("words: similarity")] == [r.mean for r in a.rows]
+    assert [r.mean for r in both.select("sentences: similarity")] == [r.mean for r in b.rows]
+    assert both.options["sentences: similarity"] == {"pairs": ["en-zh"]}
+    assert both.provenance["data"]["name"] == "words + sentences"
+    assert both.provenance["scans"]["sentences"]["data"]["hash"] == "sentencessentences"
+    page = write_html(both, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "&lt;b&gt;words&lt;/b&gt;" in page and "<b>words</b>" not in page
+    with pytest.raises(ValueError, match="two or more"):
+        ScanResult.combine([a])
+    with pytest.raises(ValueError, match="different models"):
+        ScanResult.combine([a, _scan_of("sentences", model="other")])
+    with pytest.raises(ValueError, match="repeat"):
+        ScanResult.combine([a, _scan_of("words")])
