@@ -71,11 +71,16 @@ class ArithmeticItem:
         return self.result - self.other
 
 
-@lru_cache(maxsize=256)
-def _words(number: int) -> str:
+@lru_cache(maxsize=1)
+def _engine() -> Any:
     import inflect
 
-    return str(inflect.engine().number_to_words(str(number)))
+    return inflect.engine()
+
+
+@lru_cache(maxsize=256)
+def _words(number: int) -> str:
+    return str(_engine().number_to_words(str(number)))
 
 
 def english_pair(item: ArithmeticItem) -> tuple[str, str]:
