@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -112,7 +111,7 @@ def _frequency_function(lang: str) -> Any:
 def token_frequencies(
     tokenizer: Any, d_vocab: int, languages: Sequence[str]
 ) -> Tensor:
-    """wordfreq frequency of every vocabulary entry's text in every language (no cache).
+    """Wordfreq frequency of every vocabulary entry's text in every language (no cache).
 
     Args:
         tokenizer: A Hugging Face tokenizer.
@@ -378,7 +377,7 @@ class LanguageProbability(Analysis):
         entropy = _entropy(normed) / math.log(k) if k > 1 else torch.zeros_like(mass[:, 0])
         metrics = torch.cat([probs, entropy[:, None], mass], dim=-1)  # (rows, K + 2)
         start = 0
-        for index, (n_layers, n_pos) in zip(indices, shapes):
+        for index, (n_layers, n_pos) in zip(indices, shapes, strict=True):
             size = n_layers * n_pos
             if n_pos == 0:
                 continue

@@ -102,7 +102,7 @@ def _jieba() -> Any:
 
 
 def segment(text: str) -> list[tuple[str, int, int]]:
-    """jieba words of ``text`` with character offsets ``(word, start, end)``."""
+    """Jieba words of ``text`` with character offsets ``(word, start, end)``."""
     return [(w, int(s), int(e)) for w, s, e in _jieba().tokenize(text)]
 
 
@@ -303,7 +303,7 @@ class ChineseRunningText(Analysis):
         words = [self._targets[i] for i in indices]
         width = 1 + max(len(w.en_tokens) for ws in words for w in ws)
         rows, targets = [], []
-        for state, ws in zip(states, words):
+        for state, ws in zip(states, words, strict=True):
             if state.shape[1] != len(ws):
                 raise ValueError(f"Expected {len(ws)} positions, got {state.shape[1]}.")
             per_pos = []

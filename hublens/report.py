@@ -130,6 +130,23 @@ def _band(rows: Sequence[Row]) -> tuple[list[int | None], list[float | None]]:
     return xs, ys
 
 
+def _zoomed_range(values: list[float], later: list[float]) -> list[float] | None:
+    """A y-range that leaves out the first layer when it alone stretches the axis 4x or more.
+
+    Returns None (plotly's automatic range) unless all values span at least four times the
+    range of the later layers' means and CIs (e.g. log-probs of about -170 at layer 0 against
+    -20 to 0 after it).
+    """
+    if not values or len(later) < 2:
+        return None
+    low, high = min(later), max(later)
+    span = max(high - low, 1e-12)
+    if max(values) - min(values) < 4 * span:
+        return None
+    pad = 0.15 * span
+    return [low - pad, high + pad]
+
+
 def _ci_text(row: Row) -> str:
     if not _ci_is_finite(row):
         return "n/a"
@@ -175,6 +192,7 @@ def figure(result: ScanResult, name: str) -> go.Figure:
     n_line = 0
     for p, panel in enumerate(panels, start=1):
         panel_values: list[float] = []
+        later_values: list[float] = []
         for m_index, metric in enumerate(panel):
             for group in groups:
                 line_rows = [r for r in rows if r.metric == metric and r.group == group]
@@ -230,9 +248,24 @@ def figure(result: ScanResult, name: str) -> go.Figure:
                 panel_values += _finite(
                     v for r in line_rows if _ci_is_finite(r) for v in (r.ci_low, r.ci_high)
                 )
+                later = [r for r in line_rows if r.layer != layers[0]]
+                later_values += _finite(r.mean for r in later)
+                later_values += _finite(
+                    v for r in later if _ci_is_finite(r) for v in (r.ci_low, r.ci_high)
+                )
         if panel_values and min(panel_values) < 0 < max(panel_values):
             fig.add_hline(y=0, line={"color": "#444", "width": 1.2, "dash": "dash"}, row=p, col=1)
         fig.update_yaxes(title_text=_plain(", ".join(panel)), row=p, col=1)
+        y_range = _zoomed_range(panel_values, later_values)
+        if y_range is not None:  # the first layer would squash the rest: say so, zoom
+            fig.update_yaxes(range=y_range, row=p, col=1)
+            fig.add_annotation(
+                text=f"layer {layers[0]} off scale (see the table)", showarrow=False,
+                xref="x domain" if p == 1 else f"x{p} domain",
+                yref="y domain" if p == 1 else f"y{p} domain",
+                x=0.0, y=1.0, xanchor="left", yanchor="bottom",
+                font={"size": 11, "color": "#666"},
+            )
 
     axis_style = {
         "showgrid": True,

@@ -42,13 +42,17 @@ class ScanResult:
         return list(dict.fromkeys(row.analysis for row in self.rows))
 
     def table(self) -> pd.DataFrame:
-        """A tidy DataFrame with columns ``analysis, layer, metric, group, mean, ci_low,
-        ci_high, n``."""
+        """A tidy DataFrame, one row per Row.
+
+        Columns: ``analysis, layer, metric, group, mean, ci_low, ci_high, n``.
+        """
         import pandas as pd
 
         return pd.DataFrame([asdict(row) for row in self.rows], columns=list(ROW_COLUMNS))
 
-    def select(self, analysis: str, metric: str | None = None, group: str | None = None) -> list[Row]:
+    def select(
+        self, analysis: str, metric: str | None = None, group: str | None = None
+    ) -> list[Row]:
         """Rows of one analysis (and metric / group), sorted by layer."""
         rows = [
             r
@@ -117,7 +121,7 @@ class ScanResult:
         rows: list[Row] = []
         options: dict[str, dict[str, Any]] = {}
         examples: dict[str, list[str]] = {}
-        for data_name, result in zip(names, results):
+        for data_name, result in zip(names, results, strict=True):
             rename = {a: f"{data_name}: {a}" for a in [*result.options, *result.analyses]}
             rows += [replace(r, analysis=rename[r.analysis]) for r in result.rows]
             options.update({rename[k]: v for k, v in result.options.items()})
@@ -128,7 +132,7 @@ class ScanResult:
         provenance["data"] = {"name": " + ".join(names)}
         provenance["scans"] = {
             data_name: {k: r.provenance.get(k) for k in ("data", "layers", "batch_size")}
-            for data_name, r in zip(names, results)
+            for data_name, r in zip(names, results, strict=True)
         }
         return cls(rows, provenance, options, examples)
 

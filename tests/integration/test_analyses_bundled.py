@@ -97,7 +97,7 @@ def test_arithmetic_probe_and_language_probability_equal_plain_transformers(bund
     words = {1: " one", 2: " two", 3: " three", 4: " four", 5: " five", 6: " six", 7: " seven",
              8: " eight", 9: " nine"}
     num, wrd, lang = [], [], []
-    for meta, item in zip(data.meta, data.items):
+    for meta, item in zip(data.meta, data.items, strict=True):
         lp = last_token_logprobs(reference, model, meta["lens_prompt"])
         num.append(lp[:, first_id(tok, str(meta["lens_answer"]))])
         wrd.append(lp[:, first_id(tok, words[meta["lens_answer"]])])
@@ -114,7 +114,8 @@ def test_arithmetic_probe_and_language_probability_equal_plain_transformers(bund
         assert abs(rows[("logp_numeral", "all", layer)].mean - float(num_m[layer])) < 1e-4
         assert abs(rows[("logp_word", "all", layer)].mean - float(wrd_m[layer])) < 1e-4
         assert abs(lp_rows[("p_a", "numeral", layer)].mean - float(lang_m[layer, 0])) < 1e-4
-    assert {r.group for r in result.rows if r.analysis == "arithmetic_lens"} == {"all", "add", "mul"}
+    groups = {r.group for r in result.rows if r.analysis == "arithmetic_lens"}
+    assert groups == {"all", "add", "mul"}
 
 
 def test_gemma_translation_lens_passes_through_english(gemma):
@@ -131,4 +132,6 @@ def test_gemma_translation_lens_passes_through_english(gemma):
         for layer in middle
     )
     assert rows[("p_target", "fr->zh", last)].mean > 10 * rows[("p_dominant", "fr->zh", last)].mean
-    assert rows[("logp_target", "fr->zh", last)].ci_low > rows[("logp_dominant", "fr->zh", last)].ci_high
+    target = rows[("logp_target", "fr->zh", last)]
+    dominant = rows[("logp_dominant", "fr->zh", last)]
+    assert target.ci_low > dominant.ci_high

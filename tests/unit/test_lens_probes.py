@@ -77,7 +77,7 @@ def test_translation_lens_equals_hand_lens(tiny, batch_size):
         for i, w in enumerate(WORDS)
     ]
     target, dominant = [], []
-    for prompt, w in zip(prompts, WORDS):
+    for prompt, w in zip(prompts, WORDS, strict=True):
         lp = last_token_logprobs(reference, model, prompt)
         target.append(lp[:, first_id(tok, w["zh"])])
         dominant.append(lp[:, first_id(tok, w["en"])])
@@ -142,7 +142,8 @@ def test_code_list_probe_targets_and_or_not_and_next_element(tiny):
     cols: dict[str, list[torch.Tensor]] = {k: [] for k in ("and", "or", "not", "next")}
     for r in records:
         lp = last_token_logprobs(reference, model, r["code"])
-        for key, text in (("and", " and"), ("or", " or"), ("not", " not"), ("next", " " + r["next"])):
+        targets = (("and", " and"), ("or", " or"), ("not", " not"), ("next", " " + r["next"]))
+        for key, text in targets:
             cols[key].append(lp[:, first_id(tok, text)])
     t = {k: torch.stack(v) for k, v in cols.items()}
     expected = {f"logp_{k}": v for k, v in t.items()}
@@ -162,7 +163,7 @@ def test_code_args_probe_space_after_comma_not_after_paren(tiny):
     result = semantic_hub_scan(model, data, analyses=[CodeArgsProbe()], progress=False)
     tok = model.tokenizer
     param, arg = [], []
-    for r, space in zip(records, ("", " ")):
+    for r, space in zip(records, ("", " "), strict=True):
         lp = last_token_logprobs(reference, model, r["code"])
         param.append(lp[:, first_id(tok, space + r["param"])])
         arg.append(lp[:, first_id(tok, space + r["arg"])])
@@ -258,8 +259,8 @@ def test_final_norm_off_reads_raw_residuals(tiny):
     tok = model.tokenizer
     vals = []
     for i, w in enumerate(WORDS):
-        demo = WORDS[(i + 1) % 4]
-        prompt = f'Français: "{demo["fr"]}" - Français: "{demo["fr"]}"\nFrançais: "{w["fr"]}" - Français: "'
+        demo = WORDS[(i + 1) % 4]["fr"]
+        prompt = f'Français: "{demo}" - Français: "{demo}"\nFrançais: "{w["fr"]}" - Français: "'
         lp = last_token_logprobs(reference, model, prompt, final_norm=False)
         vals.append(lp[:, first_id(tok, w["fr"])])
     _check_rows(rows_by_key(result, "word_lens"), {"logp_target": torch.stack(vals)}, "fr->fr", n=4)

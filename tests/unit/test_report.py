@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -356,3 +357,18 @@ def test_combine_keeps_every_row_under_a_data_prefixed_name(tmp_path):
         ScanResult.combine([a, _scan_of("sentences", model="other")])
     with pytest.raises(ValueError, match="repeat"):
         ScanResult.combine([a, _scan_of("words")])
+
+
+def test_a_first_layer_far_off_scale_is_zoomed_out_and_said():
+    rows = [Row("lens", layer, "logp", "", -170.0 if layer == 0 else -10.0 + layer, -171.0 if
+                layer == 0 else -11.0 + layer, -169.0 if layer == 0 else -9.0 + layer, 5)
+            for layer in range(6)]
+    fig = figure(ScanResult(rows, {}), "lens")
+    low, high = fig.layout.yaxis.range
+    assert low > -20 and high < 0  # layers 1-5 (-11 .. -4) fill the axis
+    assert any("layer 0 off scale" in a.text for a in fig.layout.annotations)
+    means = [t for t in fig.data if t.meta and t.meta.get("role") == "mean"][0]
+    assert list(means.y)[0] == -170.0  # the value itself is still plotted (hover, table)
+    steady = [replace(r, mean=-10.0 + r.layer, ci_low=-11.0 + r.layer, ci_high=-9.0 + r.layer)
+              for r in rows]
+    assert figure(ScanResult(steady, {}), "lens").layout.yaxis.range is None
