@@ -109,9 +109,14 @@ def cmd_multimodal(args: argparse.Namespace) -> int:
         import pandas as pd
 
         frame = pd.DataFrame(records)
-        print(frame.to_string(max_rows=60))
         numeric = frame.select_dtypes(include=["number", "bool"]).astype(float)
-        print(numeric.mean().to_string(float_format=lambda v: f"{v:.3f}"))
+        if args.modality == "image":
+            print(frame.to_string(max_rows=60))
+            print(numeric.mean().to_string(float_format=lambda v: f"{v:.3f}"))
+        else:
+            keys = [frame["language"], frame["alpha"], frame["condition"]]
+            summary = numeric.drop(columns=["alpha"]).groupby(keys).mean()
+            print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
     payload["command"] = "hublens " + " ".join(args.argv)
     with open(out / "multimodal.json", "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=1, default=str)

@@ -10,7 +10,8 @@ interventions are:
   ``W_U[new colour] - W_U[old colour]`` scaled to the replaced state's norm; success = the
   greedy caption names the new colour and not the old one;
 - audio steering: at the audio positions, ``alpha * |h| * unit(W_U[new animal] -
-  W_U[old animal])`` is added at each layer of a range; the readout is
+  W_U[old animal])`` is added at each layer of a range; the readouts are the next token after
+  the audio (does the model now name the new animal?) and the paper's
   ``P(Yes) / (P(Yes) + P(No))`` after "Is this animal a mammal?".
 """
 
@@ -77,7 +78,7 @@ def audio_data(mm: MultimodalModel, *, seed: int = 1000) -> ParallelData:
     """One item per animal: its name spoken in en/fr/de/es (held-out voices) + the word."""
     from hublens.adapters.speech import ANIMALS, LANGUAGES, MAMMALS, spoken_words
 
-    clips = spoken_words(seed=seed, per_word=1, prefix="eval")
+    clips = spoken_words(seed=seed, per_word=1, prefix=f"eval{seed}")
     by = {(c.label, c.language): c for c in clips}
     records = []
     for label in ANIMALS:
@@ -138,14 +139,15 @@ class DirectionHook:
     """At given positions: replace the state by, or add, a direction scaled to the state norm.
 
     Attributes:
-        direction: ``(d_model,)``; used as a unit vector.
+        direction: ``(d_model,)``, or ``(batch, d_model)`` for one per row; used as unit
+            vectors.
         positions: Positions (same for every row).
         mode: ``"replace"``: ``x := |x| * u``; ``"add"``: ``x := x + alpha * |x| * u``.
         alpha: Strength in ``"add"`` mode.
         prompt_len: Act only in passes holding the whole prompt (not on cached decode steps).
     """
 
-    direction: Float[Tensor, " d_model"]
+    direction: Float[Tensor, "*batch d_model"]
     positions: Sequence[int]
     mode: str = "replace"
     alpha: float = 1.0
@@ -158,7 +160,9 @@ class DirectionHook:
         if self.prompt_len is not None and x.shape[1] < self.prompt_len:
             return None
         unit = self.direction.to(x.device, x.dtype)
-        unit = unit / unit.norm()
+        unit = unit / unit.norm(dim=-1, keepdim=True)
+        if unit.ndim == 2:  # one direction per row
+            unit = unit[:, None, :]
         pos = list(self.positions)
         out = x.clone()
         h = x[:, pos]
@@ -194,7 +198,7 @@ def colour_replacement(
     for k in tqdm(range(n_images), desc="colour replacement", disable=not progress):
         top, bottom = rng.sample(HALF_COLOURS, 2)
         new = rng.choice([c for c in HALF_COLOURS if c not in (top, bottom)])
-        marker = mm.add_media("image", halves(top, bottom, seed=seed + k), key=f"swap-{k}")
+        marker = mm.add_media("image", halves(top, bottom, seed=seed + k), key=f"swap{seed}-{k}")
         batch = mm.tokenize([marker])
         span = batch.spans[0][0]
         grid = int(round((span.stop - span.start) ** 0.5))
@@ -230,18 +234,25 @@ def colour_replacement(
     return out
 
 
+def _next_token(
+    mm: MultimodalModel, texts: Sequence[str], hooks_for: Any = None
+) -> Float[Tensor, "batch d_vocab"]:
+    """Next-token log-probs after each text (with optional hooks built from the batch)."""
+    batch = mm.tokenize(list(texts))
+    hooks = hooks_for(batch) if hooks_for is not None else []
+    with torch.no_grad(), mm.hooks(fwd_hooks=hooks):
+        logits = mm(batch)
+    last = logits[torch.arange(len(texts)), batch.lengths - 1].float()
+    return last.log_softmax(-1)
+
+
 def yes_probability(
     mm: MultimodalModel, texts: Sequence[str], *, hooks_for: Any = None
 ) -> list[float]:
     """``P(Yes) / (P(Yes) + P(No))`` of the next token, per text (" Yes"/" No" first tokens)."""
     yes, no = mm.word_token_ids("Yes")[0], mm.word_token_ids("No")[0]
-    batch = mm.tokenize(list(texts))
-    hooks = hooks_for(batch) if hooks_for is not None else []
-    with torch.no_grad(), mm.hooks(fwd_hooks=hooks):
-        logits = mm(batch)
-    last = logits[torch.arange(len(texts)), batch.lengths - 1]
-    pair = torch.stack([last[:, yes], last[:, no]], dim=-1).float().softmax(-1)
-    return pair[:, 0].tolist()
+    logp = _next_token(mm, texts, hooks_for)
+    return logp[:, [yes, no]].softmax(-1)[:, 0].tolist()
 
 
 def audio_steering(
@@ -253,10 +264,14 @@ def audio_steering(
     languages: Sequence[str] = ("en",),
     seed: int = 4000,
 ) -> list[dict[str, Any]]:
-    """Steer each clip's audio positions toward an animal of the other class (mammal or not).
+    """Steer each clip's audio positions toward another animal; read the caption and P(Yes).
 
-    Returns one record per (clip, alpha): P(yes) of the text word, the plain audio, and the
-    audio steered toward the new animal (and toward a random direction, as a control).
+    For each clip (label ``old``) a random other label ``new`` is drawn;
+    ``alpha * |h| * unit(W_U[new] - W_U[old])`` is added at the audio positions at every
+    chosen layer (and, as a control, a random direction). Readouts, right after the audio
+    (where training taught the model to name the animal): the top-1 next token and the
+    log-probs of ``new`` and ``old``; and ``P(Yes)/(P(Yes)+P(No))`` after "Is this animal a
+    mammal?" for the audio and for the words themselves as text (the LM's own knowledge).
     """
     from hublens.adapters.speech import MAMMALS
 
@@ -264,32 +279,46 @@ def audio_steering(
     rng = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
     labels = [str(x) for x in data.meta_column("label")]
+    news = [rng.choice([x for x in labels if x != label]) for label in labels]
+    old_ids = [mm.word_token_ids(x)[0] for x in labels]
+    new_ids = [mm.word_token_ids(x)[0] for x in news]
+    directions = torch.stack(
+        [_unembed_row(mm, n) - _unembed_row(mm, o) for n, o in zip(news, labels, strict=True)]
+    )
+    randoms = torch.randn(directions.shape, generator=generator)
+    rows = torch.arange(len(labels))
+    text_yes = yes_probability(mm, [x + MAMMAL_PROMPT for x in labels])
     records = []
     for lang in languages:
-        column = data.column(f"audio_{lang}")
-        for i, label in enumerate(labels):
-            pool = [x for x in labels if (x in MAMMALS) != (label in MAMMALS)]
-            new = rng.choice(pool)
-            text = column[i] + MAMMAL_PROMPT
-            positions = mm.tokenize([column[i]]).positions(0)
-            direction = _unembed_row(mm, new) - _unembed_row(mm, label)
-            random_dir = torch.randn(direction.shape, generator=generator)
-            plain = yes_probability(mm, [text])[0]
-            word = yes_probability(mm, [label + MAMMAL_PROMPT])[0]
-            word_new = yes_probability(mm, [new + MAMMAL_PROMPT])[0]
-            for alpha in alphas:
+        markers = data.column(f"audio_{lang}")
+        positions = mm.tokenize([markers[0]]).positions(0)
+        for marker in markers:
+            if mm.tokenize([marker]).positions(0) != positions:
+                raise ValueError("audio clips must have equal spans to be steered as one batch")
 
-                def hooks(
-                    vector: Tensor, alpha: float = alpha, positions: list[int] = positions
-                ) -> Any:
-                    hook = DirectionHook(vector, positions, "add", alpha=alpha)
-                    return lambda batch: [(hook_name(layer), hook) for layer in chosen]
+        def hooks(vectors: Tensor | None, alpha: float, positions: list[int] = positions) -> Any:
+            if vectors is None:
+                return None
+            hook = DirectionHook(vectors, positions, "add", alpha=alpha)
+            return lambda batch: [(hook_name(layer), hook) for layer in chosen]
 
-                steered = yes_probability(mm, [text], hooks_for=hooks(direction))[0]
-                control = yes_probability(mm, [text], hooks_for=hooks(random_dir))[0]
-                records.append({
-                    "language": lang, "label": label, "mammal": label in MAMMALS, "new": new,
-                    "alpha": alpha, "p_yes_word": word, "p_yes_new_word": word_new,
-                    "p_yes_audio": plain, "p_yes_steered": steered, "p_yes_control": control,
-                })
+        for alpha in [0.0, *alphas]:
+            conditions = {"steered": directions, "control": randoms} if alpha else {"plain": None}
+            for condition, vectors in conditions.items():
+                logp = _next_token(mm, markers, hooks(vectors, alpha))
+                yes = yes_probability(
+                    mm, [m + MAMMAL_PROMPT for m in markers], hooks_for=hooks(vectors, alpha)
+                )
+                top = logp.argmax(-1)
+                for i, label in enumerate(labels):
+                    records.append({
+                        "language": lang, "label": label, "new": news[i], "alpha": alpha,
+                        "condition": condition, "mammal": label in MAMMALS,
+                        "new_mammal": news[i] in MAMMALS,
+                        "top1_is_old": bool(top[i] == old_ids[i]),
+                        "top1_is_new": bool(top[i] == new_ids[i]),
+                        "logp_old": float(logp[rows[i], old_ids[i]]),
+                        "logp_new": float(logp[rows[i], new_ids[i]]),
+                        "p_yes": yes[i], "p_yes_text_word": text_yes[i],
+                    })
     return records
