@@ -170,11 +170,11 @@ def test_training_decreases_caption_loss_and_leaves_lm_frozen(tiny_mm):
         examples.append((f"tr-{k}", word))
     before = {n: p.clone() for n, p in mm.bridge.named_parameters()}
     flags = {n: p.requires_grad for n, p in mm.bridge.named_parameters()}
-    record = train_projector(mm, "image", examples, steps=25, batch_size=4, lr=1e-2,
+    record = train_projector(mm, "image", examples, steps=20, batch_size=4, lr=2e-2,
                              progress=False)
     # full-batch steps on a fixed set: the loss is deterministic, a drop of 0.3 nats is real
-    assert record.loss_last < record.loss_first - 0.3
-    assert record.losses[-1] < record.losses[0]
+    assert record.losses[-1] < record.losses[0] - 0.3
+    assert record.loss_last < record.loss_first
     for n, p in mm.bridge.named_parameters():
         assert torch.equal(p, before[n]), n
         assert p.requires_grad == flags[n]
