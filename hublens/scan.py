@@ -1,7 +1,8 @@
 """`semantic_hub_scan`: one forward per batch serves every analysis.
 
 The engine collects every analysis's :class:`~hublens.analyses.base.Query` objects, tokenizes
-each distinct text once, sorts texts by length (less padding), and runs right-padded batches
+each distinct text once, sorts texts by length within windows of :data:`SORT_WINDOW` batches
+(less padding, while the inputs an analysis pairs up stay close), and runs right-padded batches
 with capture hooks at the scanned layers. The forward pass stops right after the last scanned
 layer (the unembedding, the largest matmul of a small multilingual model, is never computed).
 Each analysis receives the states of its own queries and keeps streaming statistics only.
@@ -60,6 +61,23 @@ def _resolve_positions(query: Query, length: int) -> list[int]:
     return out
 
 
+#: Texts are sorted by length within windows of this many batches: padding shrinks, and an
+#: analysis's buffers (e.g. similarity waiting for the other side of a pair) stay bounded.
+SORT_WINDOW = 8
+
+
+def _length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[str]]:
+    """Batches of ``texts``: each window of ``SORT_WINDOW * batch_size`` texts, in the order
+    given, is sorted by character length (stable) and cut into batches. Right padding makes
+    every row's result independent of its batch, so the order only changes the speed."""
+    window = SORT_WINDOW * batch_size
+    batches = []
+    for start in range(0, len(texts), window):
+        chunk = sorted(texts[start : start + window], key=len)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return batches
+
+
 def _query_lists(model: HubModel, analyses: Sequence[Analysis], data: ParallelData) -> list[list[Query]]:
     lists = []
     for analysis in analyses:
@@ -97,7 +115,7 @@ def collect(
     texts = list(by_text)
     last_layer = max(layers)
     names = [hook_name(layer) for layer in layers]
-    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+    batches = _length_sorted_batches(texts, batch_size)
     for analysis in analyses:
         analysis.setup(model, layers)
     bar = tqdm(batches, desc=desc, unit="batch", disable=not progress)

@@ -122,17 +122,24 @@ def test_scan_bad_input(tiny):
 
 
 def test_streaming_memory_is_bounded(tiny):
-    """Pending buffers never hold more than a batch's worth of items."""
+    """Pending buffers hold at most one length-sorting window of texts, whatever the data size."""
+    from hublens.scan import SORT_WINDOW
+
     model, _, _ = tiny
-    records = [{"en": f"cat {i}", "zh": f"猫 {i}"} for i in range(40)]
-    analysis = Similarity(cues={})
-    peak = []
-    original = analysis.update
 
-    def spy(indices, states):
-        original(indices, states)
-        peak.append(sum(len(v) for v in analysis._pending.values()))
+    def peak_pending(n_items):
+        records = [{"en": f"cat {i}", "zh": f"猫 {i}"} for i in range(n_items)]
+        analysis = Similarity(cues={})
+        peak = []
+        original = analysis.update
 
-    analysis.update = spy
-    semantic_hub_scan(model, records, analyses=[analysis], batch_size=4, progress=False)
-    assert max(peak) <= 4
+        def spy(indices, states):
+            original(indices, states)
+            peak.append(sum(len(v) for v in analysis._pending.values()))
+
+        analysis.update = spy
+        semantic_hub_scan(model, records, analyses=[analysis], batch_size=4, progress=False)
+        return max(peak)
+
+    small, large = peak_pending(40), peak_pending(120)
+    assert large == small <= SORT_WINDOW * 4
