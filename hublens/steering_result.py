@@ -106,10 +106,12 @@ class SteeringResult:
     def to_markdown(self, metrics: list[str] | None = None) -> str:
         """The :meth:`wide` table as a Markdown table (mean ± std over seeds)."""
         wide = self.wide(metrics)
-        head = ["group", "strength", *wide.columns]
+        grouped = any(group for group, _ in wide.index)  # no group column when there are none
+        head = (["group"] if grouped else []) + ["strength", *wide.columns]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for (group, strength), row in wide.iterrows():
-            lines.append(f"| {group} | {strength:g} | " + " | ".join(row.astype(str)) + " |")
+            first = f"| {group} " if grouped else ""
+            lines.append(f"{first}| {strength:g} | " + " | ".join(row.astype(str)) + " |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
