@@ -14,7 +14,6 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,9 +66,12 @@ SORT_WINDOW = 8
 
 
 def _length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[str]]:
-    """Batches of ``texts``: each window of ``SORT_WINDOW * batch_size`` texts, in the order
-    given, is sorted by character length (stable) and cut into batches. Right padding makes
-    every row's result independent of its batch, so the order only changes the speed."""
+    """Batches of ``texts``, sorted by length within windows.
+
+    Each window of ``SORT_WINDOW * batch_size`` texts, in the order given, is sorted by
+    character length (stable) and cut into batches. Right padding makes every row's result
+    independent of its batch, so the order only changes the speed.
+    """
     window = SORT_WINDOW * batch_size
     batches = []
     for start in range(0, len(texts), window):
@@ -78,7 +80,9 @@ def _length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[s
     return batches
 
 
-def _query_lists(model: HubModel, analyses: Sequence[Analysis], data: ParallelData) -> list[list[Query]]:
+def _query_lists(
+    model: HubModel, analyses: Sequence[Analysis], data: ParallelData
+) -> list[list[Query]]:
     lists = []
     for analysis in analyses:
         queries = list(analysis.queries(model, data))
@@ -107,7 +111,7 @@ def collect(
     inputs an analysis pairs up arrive close together and its buffers stay small.
     """
     by_text: dict[str, list[_Entry]] = defaultdict(list)
-    for a, (analysis, queries) in enumerate(zip(analyses, query_lists)):
+    for a, (analysis, queries) in enumerate(zip(analyses, query_lists, strict=True)):
         for i, query in enumerate(queries):
             if not isinstance(query, Query) or not query.text:
                 raise ValueError(f"Analysis {analysis.name!r} produced an empty query #{i}.")
@@ -244,5 +248,5 @@ def semantic_hub_scan(
     if distributed:
         provenance["world_size"] = world
     options = {a.name: dict(a.options) for a in analyses}
-    examples = {a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists)}
+    examples = {a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists, strict=True)}
     return ScanResult(rows, provenance, options, examples)
