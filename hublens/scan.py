@@ -248,5 +248,7 @@ def semantic_hub_scan(
     if distributed:
         provenance["world_size"] = world
     options = {a.name: dict(a.options) for a in analyses}
-    examples = {a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists, strict=True)}
+    examples = {
+        a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists, strict=True)
+    }
     return ScanResult(rows, provenance, options, examples)
