@@ -80,7 +80,10 @@ def load_vision_model(
 
 
 def load_audio_model(
-    lm: HubModel | str = "gemma-3-270m", *, projector: str | Path | None | bool = True
+    lm: HubModel | str = "gemma-3-270m",
+    *,
+    projector: str | Path | None | bool = True,
+    whisper: Path | list[Path] | None = None,
 ) -> MultimodalModel:
     """Whisper-base encoder (CTranslate2 weights) → window projector → LM (``"audio"``).
 
@@ -91,13 +94,16 @@ def load_audio_model(
     Args:
         lm: The language model.
         projector: True: the shipped trained projector; None: a fresh one; or a path.
+        whisper: A local CTranslate2 Whisper ``model.bin`` (or its parts, in order); None reads
+            Whisper base from its PyPI packages.
     """
     from hublens.adapters.audio import WhisperClipEncoder
     from hublens.adapters.whisper_ct2 import D_ENCODER, load_whisper_encoder
 
     model = _lm(lm)
     proj, record = _projector("audio", projector, D_ENCODER, model.d_model, AUDIO_PROJECTOR)
-    encoder = WhisperClipEncoder(load_whisper_encoder(), keep=AUDIO_FRAMES)
+    parts = [whisper] if isinstance(whisper, Path) else whisper
+    encoder = WhisperClipEncoder(load_whisper_encoder(parts), keep=AUDIO_FRAMES)
     adapter = ModalityAdapter("audio", encoder, proj, prepare=encoder.prepare)
     mm = MultimodalModel(model, {"audio": adapter})
     mm.projector_record = {"audio": record}  # type: ignore[attr-defined]

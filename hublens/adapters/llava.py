@@ -11,6 +11,7 @@ any other adapter share one mechanism (``<image:KEY>`` markers and recorded posi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -123,3 +124,31 @@ def from_llava(llava: Any, tokenizer: Any, **load_options: Any) -> MultimodalMod
     )
     lm = load_model(causal, tokenizer, **load_options)
     return MultimodalModel(lm, {"image": adapter})
+
+
+def load_llava(path: str | Path, **load_options: Any) -> MultimodalModel:
+    """Load a local LLaVA folder (config, ``*.safetensors``, tokenizer) as a MultimodalModel.
+
+    Reads safetensors only, offline; no processor is loaded (so nothing is ever installed):
+    build pixel tensors normalised as the checkpoint's processor would.
+
+    Args:
+        path: The folder of a ``LlavaForConditionalGeneration`` checkpoint.
+        **load_options: Passed to :func:`hublens.load_model`.
+
+    Example:
+        >>> mm = load_llava("/models/llava-tiny")  # doctest: +SKIP
+    """
+    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"path={str(folder)!r} has no config.json; pass a saved LLaVA checkpoint folder."
+        )
+    model = LlavaForConditionalGeneration.from_pretrained(
+        folder, use_safetensors=True, local_files_only=True, attn_implementation="eager",
+        dtype=load_options.get("dtype", torch.float32),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return from_llava(model.eval(), tokenizer, **load_options)

@@ -102,6 +102,37 @@ def test_llava_ids_call_uses_last_batch_and_plain_text_is_untouched(tiny_llava):
     assert (plain - ref_plain).abs().max().item() < 1e-4
 
 
+def test_llava_folder_loads_safetensors_and_matches(tmp_path):
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    from hublens.adapters.llava import load_llava
+
+    tok = build_tokenizer()
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            image_size=16, patch_size=4, projection_dim=32,
+        ),
+        text_config=_text_config(len(tok)), image_token_id=PLACEHOLDER,
+    )
+    config._attn_implementation = "eager"
+    torch.manual_seed(7)
+    hf = _perturb(LlavaForConditionalGeneration(config), 8)
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    tok.save_pretrained(tmp_path)
+    mm = load_llava(tmp_path)
+    image = torch.randn(3, 16, 16)
+    batch = mm.tokenize([f"{mm.add_media('image', image)} cat"])
+    with torch.no_grad():
+        ours = mm(batch)
+        theirs = hf(input_ids=_reference_ids(batch), pixel_values=image[None]).logits
+    assert (ours - theirs).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match=r"\(3, 16, 16\)"):
+        mm.add_media("image", torch.randn(3, 32, 32))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_llava(tmp_path / "missing")
+
+
 @pytest.fixture(scope="module")
 def tiny_qwen2_audio():
     from transformers import (
