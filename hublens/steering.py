@@ -27,7 +27,7 @@ from torch import Tensor
 
 from hublens.hooks import ActivationStore, AllPositions, LastToken, Positions, Selector
 from hublens.hooks.capture import capture_hooks
-from hublens.hooks.names import Site, attached_hooks, hook_name, validate_layers
+from hublens.hooks.names import Site, hook_name, validate_layers
 from hublens.hooks.steer import steering_hooks
 
 Normalize = Literal["unit"] | None
@@ -378,12 +378,10 @@ def steer(
         site=site,
     )
     bridge = getattr(model, "bridge", model)
+    # TransformerLens's context removes exactly the hooks it attached, on any exit; hooks the
+    # caller attached around this block stay.
     with bridge.hooks(fwd_hooks=hooks):
         yield hooks
-    leftover = attached_hooks(model)
-    if leftover:  # pragma: no cover - TransformerLens removes its context hooks itself
-        bridge.reset_hooks(including_permanent=False)
-        raise RuntimeError(f"hooks left attached after steering: {leftover}")
 
 
 @torch.no_grad()

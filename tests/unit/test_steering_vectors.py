@@ -275,6 +275,20 @@ def test_no_hook_left_after_exception_inside_steer(tiny_llama):
     assert attached_hooks(model) == []
 
 
+def test_steer_nested_inside_callers_hooks_removes_only_its_own(tiny_llama):
+    model, _ = tiny_llama
+    batch = model.tokenize(TEXT)
+    vec = actadd_vector(model, "The cat", "flower", layer=1)
+    store = ActivationStore()
+    with model.hooks(fwd_hooks=capture_hooks(model, store, layers=2)):
+        with hublens.steer(model, vec, scale=2.0):
+            assert len(attached_hooks(model)) == 2
+        assert len(attached_hooks(model)) == 1  # the caller's capture, not the steering hook
+        model(batch.ids)  # the caller's capture still fires
+    assert len(store[hook_name(2)]) == 1
+    assert attached_hooks(model) == []
+
+
 def test_bad_input_gives_clear_errors(tiny_llama):
     model, _ = tiny_llama
     v = torch.randn(model.d_model)
