@@ -38,9 +38,19 @@ def _unit(x: Tensor) -> Tensor:
     return x / norm
 
 
+#: Unit vectors buffered before one (L, d, d) update of ``_PairSums.m_x``: a per-batch
+#: rank-B update writes the whole L*d*d matrix for a handful of items (memory-bound); blocks of
+#: this many items make it one efficient batched matmul (buffer: _M_BLOCK * L * d doubles).
+_M_BLOCK = 64
+
+
 @dataclass
 class _PairSums:
-    """Running sums for one pair of data types, every layer at once (float64)."""
+    """Running sums for one pair of data types, every layer at once (float64).
+
+    ``m_x`` is updated in blocks of :data:`_M_BLOCK` items; call :meth:`flush` before reading it
+    (``finalize``, ``merge`` and :mod:`hublens.distributed` do).
+    """
 
     n: int = 0
     sum_a: Tensor | None = None  # (L,)
@@ -60,15 +70,31 @@ class _PairSums:
             "sum_ax": torch.einsum("lb,lbd->ld", a, x),
             "sum_x": x.sum(1),
             "sum_y": y.sum(1),
-            "m_x": torch.einsum("lbd,lbe->lde", x, x),
         }
         for key, value in terms.items():
             current = getattr(self, key)
             setattr(self, key, value if current is None else current + value)
         self.n += x.shape[1]
+        block = self.__dict__.setdefault("_block", [])
+        block.append(x)
+        if sum(b.shape[1] for b in block) >= _M_BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the buffered unit vectors into ``m_x`` (one batched matmul, in place)."""
+        block = self.__dict__.pop("_block", [])
+        if not block:
+            return
+        x = torch.cat(block, dim=1)  # (L, B, d)
+        if self.m_x is None:
+            self.m_x = torch.einsum("lbd,lbe->lde", x, x)
+        else:
+            self.m_x.baddbmm_(x.transpose(1, 2), x)
 
     def merge(self, other: _PairSums) -> None:
         """Add another shard's sums (data-parallel scans, :mod:`hublens.distributed`)."""
+        self.flush()
+        other.flush()
         for key in ("sum_a", "sum_a2", "sum_ax", "sum_x", "sum_y", "m_x"):
             mine, theirs = getattr(self, key), getattr(other, key)
             if theirs is not None:
@@ -275,6 +301,7 @@ class Similarity(Analysis):
         ]
 
     def _adjusted_rows(self, s: _PairSums, group: str, layers: Sequence[int]) -> list[Row]:
+        s.flush()
         n = s.n
         assert s.sum_a is not None and s.sum_a2 is not None and s.sum_ax is not None
         assert s.sum_x is not None and s.sum_y is not None and s.m_x is not None

@@ -218,6 +218,8 @@ def _encode(value: Any, tensors: dict[str, Tensor]) -> Any:
     if isinstance(value, (int, float)):
         return {"number": value}
     if _is_stat(value):
+        if hasattr(value, "flush"):
+            value.flush()  # buffered updates (e.g. _PairSums.m_x) into the fields
         fields = {
             f.name: _encode(getattr(value, f.name), tensors) for f in dataclasses.fields(value)
         }

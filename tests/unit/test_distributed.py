@@ -176,3 +176,14 @@ def test_multi_pass_analysis_without_summed_state_is_refused():
 
     with pytest.raises(ValueError, match="summed_state"):
         analysis_state(TwoPass(), final=False)
+
+
+def test_pair_sums_blocked_second_moment_equals_one_einsum():
+    x = torch.nn.functional.normalize(torch.randn(3, 150, 5, dtype=torch.float64), dim=-1)
+    y = torch.nn.functional.normalize(torch.randn(3, 150, 5, dtype=torch.float64), dim=-1)
+    sums = _PairSums()
+    for start in range(0, 150, 7):  # crosses the 64-item block boundary twice
+        sums.add(x[:, start : start + 7], y[:, start : start + 7])
+    sums.flush()
+    torch.testing.assert_close(sums.m_x, torch.einsum("lbd,lbe->lde", x, x))
+    assert sums.n == 150
