@@ -40,7 +40,7 @@ from hublens.analyses.steering_runs import (
     provenance_of,
 )
 from hublens.hooks import LastToken
-from hublens.steering import _hidden, _one_layer
+from hublens.steering import check_layer, hidden_at
 from hublens.steering_result import SteeringResult, SteeringRow
 
 NAME = "arithmetic"
@@ -128,7 +128,7 @@ def arithmetic_vectors(
         part = items[start : start + batch_size]
         texts = [t for item in part for t in english_pair(item)]
         batch = model.tokenize(texts)
-        hidden = _hidden(model, batch.ids, layer, "resid_post", LastToken(batch.lengths))
+        hidden = hidden_at(model, batch.ids, layer, "resid_post", LastToken(batch.lengths))
         out.append(hidden[0::2] - hidden[1::2])
     return torch.cat(out, dim=0)
 
@@ -176,7 +176,7 @@ def run_arithmetic_intervention(
     check_count("max_new_tokens", max_new_tokens)
     if not isinstance(context, str):
         raise TypeError(f"context={context!r}: pass a string ('' for none).")
-    layer = _one_layer(model, model.n_layers // 2 if layer is None else layer)
+    layer = check_layer(model, model.n_layers // 2 if layer is None else layer)
     if any(s < 0 for s in grid):
         raise ValueError(f"strengths={grid}: this intervention uses strengths >= 0.")
     run_grid = [0.0] + [s for s in grid if s != 0.0]

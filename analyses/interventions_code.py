@@ -53,7 +53,7 @@ from hublens.data.builtin.code import (
     stdlib_root,
 )
 from hublens.hooks import LastToken
-from hublens.steering import _hidden, _one_layer, unembedding_vector
+from hublens.steering import check_layer, hidden_at, unembedding_vector
 from hublens.steering_result import SteeringResult, SteeringRow
 
 NAME = "code"
@@ -219,7 +219,7 @@ def run_code_intervention(
     check_count("pool_size", pool_size)
     check_count("max_prefix_chars", max_prefix_chars, 16)
     check_count("max_new_tokens", max_new_tokens)
-    layer = _one_layer(model, model.n_layers // 2 if layer is None else layer)
+    layer = check_layer(model, model.n_layers // 2 if layer is None else layer)
     run_grid = [0.0] + [s for s in grid if s != 0.0]
     direction = unembedding_vector(
         model, towards, away, layer=layer, leading_space=False, normalize="unit"
@@ -235,7 +235,7 @@ def run_code_intervention(
     norms = []
     for item in tqdm(unique, desc="code", disable=not progress):
         ids = model.tokenize(item.code).ids
-        norm = float(_hidden(model, ids, layer, "resid_post", LastToken()).norm())
+        norm = float(hidden_at(model, ids, layer, "resid_post", LastToken()).norm())
         norms.append(norm)
         scales = torch.tensor(run_grid) * norm
         rows = (scales[:, None] * direction.vector[None, :])[:, None, :]

@@ -44,7 +44,7 @@ from hublens.analyses.steering_runs import (
     provenance_of,
 )
 from hublens.hooks import ActivationStore, AllPositions, capture_hooks, hook_name
-from hublens.steering import _one_layer, actadd_vector
+from hublens.steering import actadd_vector, check_layer
 from hublens.steering_result import SteeringResult, SteeringRow
 
 NAME = "sentiment"
@@ -252,7 +252,7 @@ def run_sentiment_intervention(
             raise ValueError(
                 f"n_prompts={n_prompts}: only {len(table[lang].prompts)} prompts for {lang!r}."
             )
-    layer = _one_layer(model, model.n_layers // 3 if layer is None else layer)
+    layer = check_layer(model, model.n_layers // 3 if layer is None else layer)
     run_grid = [0.0] + [s for s in grid if s != 0.0]
     steered = run_grid[1:]
     n_seeds = len(seed_list)

@@ -74,7 +74,13 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-def _one_layer(model: Any, layer: Any) -> int:
+def check_layer(model: Any, layer: Any) -> int:
+    """Validate ONE layer index against the model (negative values count from the end).
+
+    Raises:
+        TypeError: ``layer`` is not an int.
+        ValueError: It is out of range.
+    """
     if isinstance(layer, bool) or not isinstance(layer, int):
         raise TypeError(f"layer={layer!r}: pass one int layer in [0, {model.n_layers - 1}].")
     return validate_layers(model, layer)[0]
@@ -112,9 +118,15 @@ def _space_id(model: Any) -> int:
 
 
 @torch.no_grad()
-def _hidden(
+def hidden_at(
     model: Any, ids: Int[Tensor, "batch pos"], layer: int, site: Site, where: Selector
-) -> Tensor:
+) -> Float[Tensor, "..."]:
+    """The selected rows of one residual-stream site for a batch of ids, in fp32.
+
+    Example:
+        >>> ids = model.tokenize("Hi").ids  # doctest: +SKIP
+        >>> h = hidden_at(model, ids, 3, "resid_post", LastToken())  # doctest: +SKIP
+    """
     store = ActivationStore()
     with model.hooks(fwd_hooks=capture_hooks(model, store, layers=layer, site=site, where=where)):
         model(ids)
@@ -157,14 +169,14 @@ def actadd_vector(
     """
     for name, text in (("positive", positive), ("negative", negative)):
         _prompts(name, [text])
-    layer = _one_layer(model, layer)
+    layer = check_layer(model, layer)
     rows = [model.tokenize(text).ids[0] for text in (positive, negative)]
     width = max(len(r) for r in rows)
     pad = _space_id(model)
     ids = torch.full((2, width), pad, dtype=torch.long, device=rows[0].device)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
-    hidden = _hidden(model, ids, layer, site, AllPositions())
+    hidden = hidden_at(model, ids, layer, site, AllPositions())
     vector = _normalize(hidden[0] - hidden[1], normalize)
     meta = {
         "positive": positive,
@@ -209,7 +221,7 @@ def unembedding_vector(
         >>> v = unembedding_vector(model, "start", "end", layer=9,  # doctest: +SKIP
         ...                        leading_space=False, normalize="unit")
     """
-    layer = _one_layer(model, layer)
+    layer = check_layer(model, layer)
     ids = []
     for name, word in (("towards", towards), ("away", away)):
         if not isinstance(word, str) or not word.strip():
@@ -269,7 +281,7 @@ def mean_difference_vector(
         ... )
     """
     sets = [_prompts("prompts_a", prompts_a), _prompts("prompts_b", prompts_b)]
-    layer = _one_layer(model, layer)
+    layer = check_layer(model, layer)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: pass a positive int.")
     means = []
@@ -277,7 +289,7 @@ def mean_difference_vector(
         total = None
         for start in range(0, len(prompts), batch_size):
             batch = model.tokenize(prompts[start : start + batch_size])
-            rows = _hidden(model, batch.ids, layer, site, LastToken(batch.lengths)).sum(0)
+            rows = hidden_at(model, batch.ids, layer, site, LastToken(batch.lengths)).sum(0)
             total = rows if total is None else total + rows
         assert total is not None
         means.append(total / len(prompts))
