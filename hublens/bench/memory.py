@@ -1,9 +1,11 @@
 """Peak memory of a scan against the number of items, one fresh process per size.
 
-Items: the built-in multilingual word pairs (English, Chinese). Beyond its 328 items, items are
-synthesised as ordered pairs of distinct words, ``"dog cat"`` / ``"狗猫"``, each with its own id
-and distinct texts (the engine runs each distinct text once, so repeats would cost nothing and
-prove nothing). The child process loads the model, builds the data, then measures the scan
+Items are synthesised from the 328 built-in multilingual words (English, Chinese) as ordered
+pairs of distinct words, ``"dog cat"`` / ``"狗猫"``, each with its own id and distinct texts (the
+engine runs each distinct text once, so repeats would cost nothing and prove nothing); every
+size uses pairs, so the texts have the same length distribution at every size.
+
+The child process loads the model, builds the data, then measures the scan
 alone: its peak resident set above the resident set at the scan's start (Linux high-water mark,
 reset just before), plus the process's absolute peak during the scan. One small forward runs
 first: the weights are memory-mapped safetensors, and the first forward pages them all in
@@ -45,25 +47,35 @@ print(json.dumps({{"n_items": {n_items}, "n_texts": 2 * len(data), "seconds": se
 
 
 def memory_data(n_items: int) -> ParallelData:
-    """``n_items`` English-Chinese items with distinct texts (see the module docstring)."""
+    """``n_items`` English-Chinese items with distinct texts (see the module docstring).
+
+    Item ``k`` pairs word ``i = k mod n`` with word ``(i + 1 + k div n) mod n`` of the ``n``
+    built-in words, so every size draws on the same words and the same text lengths: a memory
+    difference between sizes comes from the number of items, not from longer texts.
+    """
     from hublens.data.builtin import load_builtin
 
     words = load_builtin("multilingual-words")
     en, zh = words.column("en"), words.column("zh")
     n = len(words)
+    if n_items > n * (n - 1):
+        raise ValueError(f"n_items={n_items}: at most {n * (n - 1)} distinct word pairs.")
     records: list[dict[str, Any]] = []
-    for i in range(min(n_items, n)):
-        records.append({"id": f"w{i}", "en": en[i], "zh": zh[i]})
+    seen_en: set[str] = set()
+    seen_zh: set[str] = set()
     k = 0
-    while len(records) < n_items:
-        i, j = divmod(k, n - 1)
-        j = j + 1 if j >= i else j  # ordered pairs of distinct words
+    while len(records) < n_items and k < n * (n - 1):
+        i = k % n
+        j = (i + 1 + k // n) % n
         k += 1
-        if i >= n:
-            raise ValueError(f"n_items={n_items}: at most {n + n * (n - 1)} distinct items.")
-        if en[i] == en[j] or zh[i] == zh[j]:
-            continue
-        records.append({"id": f"p{i}-{j}", "en": f"{en[i]} {en[j]}", "zh": zh[i] + zh[j]})
+        text_en, text_zh = f"{en[i]} {en[j]}", zh[i] + zh[j]
+        if text_en in seen_en or text_zh in seen_zh:
+            continue  # the engine would run a repeated text once: keep texts distinct
+        seen_en.add(text_en)
+        seen_zh.add(text_zh)
+        records.append({"id": f"p{i}-{j}", "en": text_en, "zh": text_zh})
+    if len(records) < n_items:
+        raise ValueError(f"n_items={n_items}: only {len(records)} distinct word pairs exist.")
     return ParallelData.from_records(records, types=["en", "zh"], name=f"words-x{n_items}")
 
 
