@@ -99,11 +99,13 @@ def cmd_multimodal(args: argparse.Namespace) -> int:
     if not args.skip_interventions:
         layers = _layers(args.layers)
         if args.modality == "image":
-            records = ex.colour_replacement(mm, layers=layers, n_images=args.n_items,
-                                            progress=progress)
+            records = ex.colour_replacement(
+                mm, layers=layers, n_images=args.n_items, alpha=(args.alpha or [20.0])[0],
+                progress=progress,
+            )
         else:
             data = ex.audio_data(mm, seed=5000)
-            records = ex.audio_steering(mm, data, layers=layers, alphas=args.alpha,
+            records = ex.audio_steering(mm, data, layers=layers, alphas=args.alpha or [20.0],
                                         languages=args.languages.split(","))
         payload["intervention"] = {"layers": layers, "records": records}
         import pandas as pd
@@ -154,7 +156,10 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     multi.add_argument("--out", default="report-multimodal")
     multi.add_argument("--layers", default="0-5", help="intervention layers: 'A-B' or 'a,b,c'")
     multi.add_argument("--n-items", type=int, default=20, help="images for the colour swap")
-    multi.add_argument("--alpha", type=float, action="append", help="audio steering strength")
+    multi.add_argument(
+        "--alpha", type=float, action="append",
+        help="steering scale s of s * (W_U[new] - W_U[old]) (repeatable for audio; default 20)",
+    )
     multi.add_argument("--languages", default="en", help="audio steering languages, e.g. en,fr")
     multi.add_argument("--skip-interventions", action="store_true")
     multi.add_argument("--threads", type=int, default=0)

@@ -5,12 +5,14 @@ with their colour word; espeak-ng animal names in four languages with the Englis
 Similarity and logit-lens statistics run through :func:`hublens.semantic_hub_scan`; the two
 interventions are:
 
-- colour replacement: a two-colour image (top/bottom); at the top half's image positions the
-  hidden state is replaced, at each layer of a range, by the direction
-  ``W_U[new colour] - W_U[old colour]`` scaled to the replaced state's norm; success = the
-  greedy caption names the new colour and not the old one;
-- audio steering: at the audio positions, ``alpha * |h| * unit(W_U[new animal] -
-  W_U[old animal])`` is added at each layer of a range; the readouts are the next token after
+- colour replacement: a two-colour image (top/bottom); at the top half's image positions
+  ``s * (W_U[new colour] - W_U[old colour])`` is added at each layer of a range (replacing the
+  states outright, or adding a multiple of the state norm, breaks Gemma's generation: its
+  residual stream carries massive activations, norm ~3000 with median |x_i| ~10); success = the
+  greedy caption names the new colour and not the old one; control: a random direction of the
+  same norm;
+- audio steering: at the audio positions, ``s * (W_U[new animal] - W_U[old animal])`` is
+  added at each layer of a range; the readouts are the next token after
   the audio (does the model now name the new animal?) and the paper's
   ``P(Yes) / (P(Yes) + P(No))`` after "Is this animal a mammal?".
 """
@@ -85,9 +87,12 @@ def audio_data(mm: MultimodalModel, *, seed: int = 1000) -> ParallelData:
         record: dict[str, Any] = {"id": label, "label": label}
         for lang in LANGUAGES:
             clip = by[(label, lang)]
-            record[f"audio_{lang}"] = mm.add_media(
-                "audio", (clip.waveform, clip.sample_rate), key=clip.key
-            )
+            if clip.key in mm.media["audio"]:  # same seed, same clip: reuse it
+                record[f"audio_{lang}"] = f"<audio:{clip.key}>"
+            else:
+                record[f"audio_{lang}"] = mm.add_media(
+                    "audio", (clip.waveform, clip.sample_rate), key=clip.key
+                )
         record["meta"] = {"label": label, "mammal": label in MAMMALS}
         records.append(record)
     return ParallelData.from_records(records, name="spoken-animals")
@@ -144,6 +149,8 @@ class DirectionHook:
         positions: Positions (same for every row).
         mode: ``"replace"``: ``x := |x| * u``; ``"add"``: ``x := x + alpha * |x| * u``.
         alpha: Strength in ``"add"`` mode.
+        relative: Scale by the state norm (``alpha * |h| * unit``); False adds
+            ``alpha * direction`` as given (the paper's ``s * (W_U[new] - W_U[old])``).
         prompt_len: Act only in passes holding the whole prompt (not on cached decode steps).
     """
 
@@ -151,6 +158,7 @@ class DirectionHook:
     positions: Sequence[int]
     mode: str = "replace"
     alpha: float = 1.0
+    relative: bool = True
     prompt_len: int | None = None
 
     def __call__(
@@ -159,13 +167,16 @@ class DirectionHook:
         """Steer the selected positions."""
         if self.prompt_len is not None and x.shape[1] < self.prompt_len:
             return None
-        unit = self.direction.to(x.device, x.dtype)
-        unit = unit / unit.norm(dim=-1, keepdim=True)
-        if unit.ndim == 2:  # one direction per row
-            unit = unit[:, None, :]
+        vector = self.direction.to(x.device, x.dtype)
+        if vector.ndim == 2:  # one direction per row
+            vector = vector[:, None, :]
         pos = list(self.positions)
         out = x.clone()
         h = x[:, pos]
+        if not self.relative:
+            out[:, pos] = h + self.alpha * vector
+            return out
+        unit = vector / vector.norm(dim=-1, keepdim=True)
         norm = h.norm(dim=-1, keepdim=True)
         out[:, pos] = norm * unit if self.mode == "replace" else h + self.alpha * norm * unit
         return out
@@ -182,9 +193,15 @@ def colour_replacement(
     n_images: int = 20,
     seed: int = 3000,
     max_new_tokens: int = 5,
+    mode: str = "add",
+    alpha: float = 1.0,
+    relative: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Replace the top half's image states by ``W_U[new] - W_U[old]``; one record per image.
+    """Steer the top half's image states along ``W_U[new] - W_U[old]``; one record per image.
+
+    ``mode="replace"`` writes ``|h| * unit(W_U[new] - W_U[old])`` over the states (the paper's
+    wording); ``mode="add"`` adds ``alpha * |h| * unit(...)`` to them.
 
     Each record: colours, the caption without and with the intervention (and with a random
     direction of the same norm as a control), and success flags.
@@ -198,7 +215,11 @@ def colour_replacement(
     for k in tqdm(range(n_images), desc="colour replacement", disable=not progress):
         top, bottom = rng.sample(HALF_COLOURS, 2)
         new = rng.choice([c for c in HALF_COLOURS if c not in (top, bottom)])
-        marker = mm.add_media("image", halves(top, bottom, seed=seed + k), key=f"swap{seed}-{k}")
+        key = f"swap{seed}-{k}"
+        if key in mm.media["image"]:  # same seed, same image: reuse it
+            marker = f"<image:{key}>"
+        else:
+            marker = mm.add_media("image", halves(top, bottom, seed=seed + k), key=key)
         batch = mm.tokenize([marker])
         span = batch.spans[0][0]
         grid = int(round((span.stop - span.start) ** 0.5))
@@ -206,6 +227,7 @@ def colour_replacement(
         prompt_len = batch.ids.shape[1]
         direction = _unembed_row(mm, new) - _unembed_row(mm, top)
         random_dir = torch.randn(direction.shape, generator=generator)
+        random_dir = random_dir / random_dir.norm() * direction.norm()  # same norm: a control
 
         def caption(
             vector: Tensor | None, marker: str = marker, top_positions: list[int] = top_positions,
@@ -213,7 +235,10 @@ def colour_replacement(
         ) -> str:
             hooks = []
             if vector is not None:
-                hook = DirectionHook(vector, top_positions, "replace", prompt_len=prompt_len)
+                hook = DirectionHook(
+                    vector, top_positions, mode, alpha=alpha, relative=relative,
+                    prompt_len=prompt_len,
+                )
                 hooks = [(hook_name(layer), hook) for layer in chosen]
             with mm.hooks(fwd_hooks=hooks):
                 return mm.generate_text(marker, max_new_tokens=max_new_tokens).strip().lower()
@@ -260,15 +285,15 @@ def audio_steering(
     data: ParallelData,
     *,
     layers: Sequence[int],
-    alphas: Sequence[float] = (1.0,),
+    alphas: Sequence[float] = (20.0,),
     languages: Sequence[str] = ("en",),
     seed: int = 4000,
 ) -> list[dict[str, Any]]:
     """Steer each clip's audio positions toward another animal; read the caption and P(Yes).
 
     For each clip (label ``old``) a random other label ``new`` is drawn;
-    ``alpha * |h| * unit(W_U[new] - W_U[old])`` is added at the audio positions at every
-    chosen layer (and, as a control, a random direction). Readouts, right after the audio
+    ``alpha * (W_U[new] - W_U[old])`` is added at the audio positions at every chosen layer
+    (and, as a control, a random direction of the same norm). Readouts, right after the audio
     (where training taught the model to name the animal): the top-1 next token and the
     log-probs of ``new`` and ``old``; and ``P(Yes)/(P(Yes)+P(No))`` after "Is this animal a
     mammal?" for the audio and for the words themselves as text (the LM's own knowledge).
@@ -286,6 +311,7 @@ def audio_steering(
         [_unembed_row(mm, n) - _unembed_row(mm, o) for n, o in zip(news, labels, strict=True)]
     )
     randoms = torch.randn(directions.shape, generator=generator)
+    randoms = randoms / randoms.norm(dim=-1, keepdim=True) * directions.norm(dim=-1, keepdim=True)
     rows = torch.arange(len(labels))
     text_yes = yes_probability(mm, [x + MAMMAL_PROMPT for x in labels])
     records = []
@@ -299,7 +325,7 @@ def audio_steering(
         def hooks(vectors: Tensor | None, alpha: float, positions: list[int] = positions) -> Any:
             if vectors is None:
                 return None
-            hook = DirectionHook(vectors, positions, "add", alpha=alpha)
+            hook = DirectionHook(vectors, positions, "add", alpha=alpha, relative=False)
             return lambda batch: [(hook_name(layer), hook) for layer in chosen]
 
         for alpha in [0.0, *alphas]:

@@ -1,0 +1,28 @@
+"""The intervention hook of the vision/audio experiments, against hand computations."""
+
+from __future__ import annotations
+
+import torch
+
+from hublens.adapters.experiments import DirectionHook
+
+
+def test_direction_hook_add_replace_and_guard():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)
+    d = torch.randn(8)
+    out = DirectionHook(d, [1, 3], "add", alpha=2.0, relative=False)(x, None)
+    expected = x.clone()
+    expected[:, [1, 3]] += 2.0 * d
+    assert torch.allclose(out, expected)
+    rel = DirectionHook(d, [2], "add", alpha=0.5)(x, None)
+    assert torch.allclose(
+        rel[:, 2], x[:, 2] + 0.5 * x[:, 2].norm(dim=-1, keepdim=True) * d / d.norm()
+    )
+    rep = DirectionHook(d, [0], "replace")(x, None)
+    assert torch.allclose(rep[:, 0], x[:, 0].norm(dim=-1, keepdim=True) * d / d.norm())
+    assert torch.equal(rep[:, 1:], x[:, 1:])
+    per_row = torch.randn(2, 8)
+    rows = DirectionHook(per_row, [4], "add", alpha=1.0, relative=False)(x, None)
+    assert torch.allclose(rows[:, 4], x[:, 4] + per_row)
+    assert DirectionHook(d, [0], prompt_len=5)(x[:, :1], None) is None  # cached decode step
