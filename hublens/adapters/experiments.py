@@ -130,8 +130,8 @@ def audio_scan(mm: MultimodalModel, *, progress: bool = True) -> Any:
         mm, data, analyses=[Similarity(pairs=[("label", t) for t in langs], cues={})],
         progress=progress,
     )
-    lens = semantic_hub_scan(
-        mm, data,
+    lens = semantic_hub_scan(  # a distinct data name: ScanResult.combine keys scans by it
+        mm, data.select(range(len(data)), name="spoken-animals (lens)"),
         analyses=[ModalityLens(name=f"lens_{t}", media=t) for t in langs],
         progress=progress,
     )
