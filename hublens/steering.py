@@ -10,7 +10,8 @@ Three ways to build a direction in the residual stream, each returned as a
 
 :func:`steer` attaches one as TransformerLens hooks for the length of a ``with`` block and
 removes them on exit, also after an exception. :func:`generate` runs greedy (or seeded sampled)
-generation under steering, prompt-only by default.
+generation under steering hooks; hooks built with ``prompt_len`` steer the prompt pass only, so
+KV-cached and uncached greedy generation give the same tokens.
 """
 
 from __future__ import annotations
