@@ -180,3 +180,19 @@ def test_training_decreases_caption_loss_and_leaves_lm_frozen(tiny_mm):
         assert p.requires_grad == flags[n]
     with pytest.raises(ValueError, match="unregistered"):
         train_projector(mm, "image", [("missing", "x")], steps=1, progress=False)
+
+
+def test_no_hook_left_after_exception_in_generation(tiny_mm):
+    mm, _ = tiny_mm
+    marker = mm.add_media("image", torch.randn(2, 12), key="gen-boom")
+    calls = []
+
+    def fail_on_decode(x, hook):
+        calls.append(x.shape[1])
+        if len(calls) > 1:
+            raise RuntimeError("decode boom")
+
+    with pytest.raises(RuntimeError, match="decode boom"):
+        with mm.hooks(fwd_hooks=[("blocks.0.hook_resid_post", fail_on_decode)]):
+            mm.generate_text(f"{marker} The", max_new_tokens=3)
+    assert attached_hooks(mm) == []
