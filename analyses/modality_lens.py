@@ -50,6 +50,11 @@ class ModalityLens(Analysis):
             None.
         final_norm: Apply the final norm before unembedding.
         seed: Seed of the random other label per item.
+
+    Example:
+        >>> from hublens import semantic_hub_scan
+        >>> lens = ModalityLens(media="image", baseline_word="white")
+        >>> result = semantic_hub_scan(mm, data, analyses=[lens])  # doctest: +SKIP
     """
 
     name: str = "modality_lens"
