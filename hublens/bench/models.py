@@ -36,7 +36,7 @@ class ModelPair:
 
 
 def _tiny(kind: str, *, seed: int = 0) -> tuple[Any, Any]:
-    """A tiny random model of a real architecture and a GPT-2 byte-level tokenizer-free vocab."""
+    """A tiny random model of a real architecture and a BPE tokenizer of the built-in words."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         Gemma3ForCausalLM,
