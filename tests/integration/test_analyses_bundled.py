@@ -17,6 +17,7 @@ from tests.unit.lens_reference import (
     last_token_logprobs,
     lens_logprobs,
     rows_by_key,
+    token_ids,
 )
 
 pytestmark = pytest.mark.integration
@@ -28,11 +29,6 @@ WORDS = [
     {"en": "book", "zh": "书", "fr": "livre"},
 ]
 
-
-def _ids(model, text):
-    tok = model.tokenizer
-    ids = tok.encode(text, add_special_tokens=False)
-    return [tok.bos_token_id, *ids] if model.prepend_bos else ids
 
 
 def test_similarity_and_lens_probes_equal_plain_transformers(bundled):
@@ -47,9 +43,9 @@ def test_similarity_and_lens_probes_equal_plain_transformers(bundled):
         ],
     )
     # Similarity (Eq. 1) from output_hidden_states, all in memory.
-    x = torch.stack([hidden_states(reference, torch.tensor([_ids(model, w["en"])]))[:, -1]
+    x = torch.stack([hidden_states(reference, torch.tensor([token_ids(model, w["en"])]))[:, -1]
                      for w in WORDS], 1)
-    y = torch.stack([hidden_states(reference, torch.tensor([_ids(model, w["zh"])]))[:, -1]
+    y = torch.stack([hidden_states(reference, torch.tensor([token_ids(model, w["zh"])]))[:, -1]
                      for w in WORDS], 1)
     xn, yn = x / x.norm(dim=-1, keepdim=True), y / y.norm(dim=-1, keepdim=True)
     cos = torch.einsum("lid,ljd->lij", xn.double(), yn.double())
@@ -101,7 +97,7 @@ def test_arithmetic_probe_and_language_probability_equal_plain_transformers(bund
         lp = last_token_logprobs(reference, model, meta["lens_prompt"])
         num.append(lp[:, first_id(tok, str(meta["lens_answer"]))])
         wrd.append(lp[:, first_id(tok, words[meta["lens_answer"]])])
-        ids = _ids(model, item["numeral"])
+        ids = token_ids(model, item["numeral"])
         h = hidden_states(reference, torch.tensor([ids]))[:, 1 if model.prepend_bos else 0 :]
         q = lens_logprobs(reference, h).exp() @ matrix
         normed = q / q.sum(-1, keepdim=True).clamp_min(1e-30)

@@ -35,13 +35,16 @@ def lens_logprobs(reference, h: torch.Tensor, *, final_norm: bool = True) -> tor
         return torch.log_softmax(logits, dim=-1)
 
 
-def last_token_logprobs(reference, model, text: str, *, final_norm: bool = True) -> torch.Tensor:
-    """(layer, vocab) lens log-probs at the last token of ``text`` (tokenized by hand here)."""
+def token_ids(model, text: str) -> list[int]:
+    """Ids of ``text`` by the tokenizer itself, with BOS first when the model prepends it."""
     tok = model.tokenizer
     ids = tok.encode(text, add_special_tokens=False)
-    if model.prepend_bos:
-        ids = [tok.bos_token_id, *ids]
-    h = hidden_states(reference, torch.tensor([ids]))
+    return [tok.bos_token_id, *ids] if model.prepend_bos else ids
+
+
+def last_token_logprobs(reference, model, text: str, *, final_norm: bool = True) -> torch.Tensor:
+    """(layer, vocab) lens log-probs at the last token of ``text`` (tokenized by hand here)."""
+    h = hidden_states(reference, torch.tensor([token_ids(model, text)]))
     return lens_logprobs(reference, h[:, -1], final_norm=final_norm)
 
 

@@ -18,7 +18,7 @@ from hublens.analyses.language import (
 from hublens.analyses.running_text import ChineseRunningText, align_words, clean_gloss
 from hublens.data import ParallelData
 from hublens.hooks import LogitLens, attached_hooks
-from tests.unit.lens_reference import hidden_states, lens_logprobs, rows_by_key
+from tests.unit.lens_reference import hidden_states, lens_logprobs, rows_by_key, token_ids
 
 RECORDS = [
     {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。"},
@@ -26,11 +26,6 @@ RECORDS = [
     {"en": "flower", "zh": "花"},
 ]
 
-
-def _ids(model, text):
-    tok = model.tokenizer
-    ids = tok.encode(text, add_special_tokens=False)
-    return [tok.bos_token_id, *ids] if model.prepend_bos else ids
 
 
 def test_expectation_equals_dense_softmax_matmul(tiny):
@@ -61,7 +56,7 @@ def test_language_probability_equals_hand_computation(tiny):
     for group in ("en", "zh"):
         per_text = []
         for record in RECORDS:
-            h = hidden_states(reference, torch.tensor([_ids(model, record[group])]))[:, skip:]
+            h = hidden_states(reference, torch.tensor([token_ids(model, record[group])]))[:, skip:]
             p = lens_logprobs(reference, h).exp()  # (layer, pos, vocab)
             q = p @ matrix.float()  # unnormalised p(lang | h)
             mass = q.sum(-1, keepdim=True)
@@ -182,7 +177,7 @@ def test_running_text_equals_hand_lens(char_model):
     expected_words = {0: ["温暖", "垫子", "睡觉"], 1: ["猫", "垫子"]}
     zh, en = [], []
     for t, text in enumerate(texts):
-        ids = _ids(model, text)
+        ids = token_ids(model, text)
         h = hidden_states(reference, torch.tensor([ids]))
         lp = lens_logprobs(reference, h)  # (layer, pos, vocab)
         for word in expected_words[t]:

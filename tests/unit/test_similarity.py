@@ -1,4 +1,4 @@
-"""Similarity analysis and the scan engine against an all-in-memory plain-transformers computation."""
+"""Similarity analysis and the scan engine against an all-in-memory plain-transformers result."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from hublens import semantic_hub_scan
 from hublens.analyses.similarity import Similarity
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
+from tests.unit.lens_reference import hidden_states, token_ids
 
 RECORDS = [
-    {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。", "fr": "Le chat dort."},
+    {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。",
+     "fr": "Le chat dort."},
     {"en": "three plus two equals five", "zh": "三加二等于五", "fr": "trois plus deux"},
     {"en": "flower", "zh": "花", "fr": "fleur"},
     {"en": "def add(a, b): return a + b", "zh": "加法", "fr": "Le tapis chaud."},
@@ -21,21 +23,8 @@ RECORDS = [
 
 def _hidden_last(reference, model, texts):
     """(L, n, d) last-token states, one text at a time, from plain transformers."""
-    out = []
-    for text in texts:
-        ids = model.tokenize(text).ids
-        captured = {}
-        handle = reference.model.layers[-1].register_forward_hook(
-            lambda m, a, o: captured.__setitem__("last", o[0] if isinstance(o, tuple) else o)
-        )
-        try:
-            with torch.no_grad():
-                hs = reference(input_ids=ids, output_hidden_states=True).hidden_states
-        finally:
-            handle.remove()
-        layers = [hs[i + 1][0, -1] for i in range(len(hs) - 2)] + [captured["last"][0, -1]]
-        out.append(torch.stack(layers))
-    return torch.stack(out, dim=1).double()
+    states = [hidden_states(reference, torch.tensor([token_ids(model, t)]))[:, -1] for t in texts]
+    return torch.stack(states, dim=1).double()
 
 
 def _adjusted_in_memory(x, y):
