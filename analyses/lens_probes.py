@@ -522,6 +522,11 @@ class TranslationLens(LensProbe):
     def _builtin_hint(self) -> str:
         return "multilingual-words"
 
+    @property
+    def reads_other_items(self) -> bool:
+        """Whether a prompt holds other items (few-shot demonstrations): no data sharding."""
+        return self.few_shot > 0
+
     def _language_name(self, code: str, argument: str) -> str:
         names = {**LANGUAGE_NAMES, **self.language_names}
         if code not in names:

@@ -212,6 +212,13 @@ def semantic_hub_scan(
     if distributed:  # validated on all items above; now each rank takes its shard
         from hublens.distributed import ensure_process_group, reduce_analysis, shard_indices
 
+        for analysis in analyses:
+            if getattr(analysis, "reads_other_items", False):
+                raise ValueError(
+                    f"distributed=True cannot run analysis {analysis.name!r}: its prompts take "
+                    "demonstrations from other items, which a shard does not have. Run it "
+                    "without distributed=True (or with few_shot=0)."
+                )
         rank, world = ensure_process_group()
         if len(data) < 2 * world:
             raise ValueError(
@@ -219,7 +226,10 @@ def semantic_hub_scan(
                 f"rank); data {data.name!r} has {len(data)}."
             )
         data = data.select(shard_indices(len(data), rank, world))
+        whole = [dict(a.options) for a in analyses]  # counts of the whole data, not a shard
         query_lists = _query_lists(model, analyses, data)
+        for analysis, options in zip(analyses, whole, strict=True):
+            analysis.options.update(options)
         progress = progress and rank == 0
     n_passes = max(getattr(a, "n_passes", 1) for a in analyses)
     for p in range(n_passes):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from hublens.analyses.base import Analysis, Query, Row
+from hublens.analyses.lens_probes import TranslationLens
 from hublens.analyses.similarity import Similarity
 from hublens.analyses.stats import MeanStat
 
@@ -65,10 +66,11 @@ class GroupNorm(Analysis):
 
 
 def make_analyses() -> list[Analysis]:
-    """One-pass, centred (two passes), grouped (two passes) similarity and a grouped MeanStat."""
+    """Similarity (one pass, centred, grouped), a grouped MeanStat and a lens probe."""
     return [
         Similarity(name="similarity", cues={}),
         Similarity(name="similarity_centered", centered=True, cues={}),
         Similarity(name="similarity_grouped", pairs=[("en", "zh")], group_by="group", cues={}),
         GroupNorm(),
+        TranslationLens(source="fr", target="zh", dominant="en", few_shot=0),
     ]

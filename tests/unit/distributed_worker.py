@@ -29,6 +29,7 @@ def main() -> None:
     rank = dist.get_rank()
     result.table().to_csv(out / f"rank{rank}.csv", index=False)
     (out / f"rank{rank}.json").write_text(json.dumps(result.provenance, default=str))
+    (out / f"options{rank}.json").write_text(json.dumps(result.options, default=str))
     assert hublens.hooks.attached_hooks(model) == []
     dist.barrier()
     dist.destroy_process_group()

@@ -150,6 +150,11 @@ def test_torchrun_two_gloo_processes_equal_one_process(folder_model, tmp_path):
                                       check_dtype=False)
     assert '"world_size": 2' in (tmp_path / "rank0.json").read_text()
     assert '"n_items": 11' in (tmp_path / "rank1.json").read_text()
+    import json
+
+    for rank in range(2):  # options describe the whole data, not the rank's shard
+        options = json.loads((tmp_path / f"options{rank}.json").read_text())
+        assert options["translation_lens"]["n_queries"] == len(data)
 
 
 def test_distributed_without_torchrun_says_how(folder_model, monkeypatch):
@@ -159,6 +164,16 @@ def test_distributed_without_torchrun_says_how(folder_model, monkeypatch):
     with pytest.raises(ValueError, match="torchrun"):
         semantic_hub_scan(model, _data(), analyses=make_analyses(), progress=False,
                           distributed=True)
+    assert attached_hooks(model) == []
+
+
+def test_few_shot_prompts_are_refused_in_distributed_mode(folder_model):
+    from hublens.analyses.lens_probes import TranslationLens
+
+    _, model = folder_model
+    with pytest.raises(ValueError, match="demonstrations from other items"):
+        semantic_hub_scan(model, _data(), progress=False, distributed=True,
+                          analyses=[TranslationLens(source="fr", target="zh", dominant="en")])
     assert attached_hooks(model) == []
 
 
