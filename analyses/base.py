@@ -86,8 +86,11 @@ class Analysis(ABC):
     def update(
         self, indices: Sequence[int], states: Sequence[Float[Tensor, "layer n_pos d_model"]]
     ) -> None:
-        """Consume a batch: ``states[k]`` belongs to query ``indices[k]`` (fp32, on the CPU or
-        the model's device), one row per scanned layer and per requested position."""
+        """Consume a batch of states.
+
+        ``states[k]`` belongs to query ``indices[k]`` (fp32, on the CPU or the model's device),
+        one row per scanned layer and per requested position.
+        """
 
     @abstractmethod
     def finalize(self, layers: Sequence[int]) -> list[Row]:

@@ -634,7 +634,7 @@ class WordLens(TranslationLens):
 def _number_word(number: int) -> str:
     import inflect
 
-    return str(inflect.engine().number_to_words(number))
+    return str(inflect.engine().number_to_words(str(number)))
 
 
 @dataclass(kw_only=True)

@@ -146,8 +146,10 @@ class Similarity(Analysis):
 
     # ---- queries -------------------------------------------------------------------------
     def queries(self, model: Any, data: Any) -> list[Query]:
-        """One text per item and type (cue appended), read at the last token, item by item so
-        that both sides of a pair arrive in the same or adjacent batches."""
+        """One text per item and type (cue appended), read at the last token.
+
+        Listed item by item, so both sides of a pair arrive in the same or nearby batches.
+        """
         self._pass = 0
         types = list(data.types)
         pairs = list(self.pairs) if self.pairs is not None else [(types[0], t) for t in types[1:]]
@@ -222,7 +224,7 @@ class Similarity(Analysis):
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
         """Buffer states until both sides of a pair are seen, then fold them in."""
-        for index, state in zip(indices, states):
+        for index, state in zip(indices, states, strict=True):
             t, item = self._decode(index)
             h = state[:, 0, :].double()  # (L, d)
             self._pending[t][item] = h
@@ -231,7 +233,9 @@ class Similarity(Analysis):
                 self._type_count[t] = self._type_count.get(t, 0) + 1
         for a, b in self._pairs:
             items = [
-                i for i in self._pending[a] if i in self._pending[b] and i not in self._folded[(a, b)]
+                i
+                for i in self._pending[a]
+                if i in self._pending[b] and i not in self._folded[(a, b)]
             ]
             if items:
                 x = torch.stack([self._pending[a][i] for i in items], dim=1)  # (L, B, d)
@@ -292,7 +296,9 @@ class Similarity(Analysis):
                     rows += self._stat_rows(stat, kind, group, layers)
         return rows
 
-    def _stat_rows(self, stat: MeanStat, metric: str, group: str, layers: Sequence[int]) -> list[Row]:
+    def _stat_rows(
+        self, stat: MeanStat, metric: str, group: str, layers: Sequence[int]
+    ) -> list[Row]:
         mean, low, high = stat.ci()
         return [
             Row(self.name, layer, metric, group, float(mean[k]), float(low[k]), float(high[k]),

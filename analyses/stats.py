@@ -53,6 +53,7 @@ class MeanStat:
         """Fold another statistic into this one."""
         if other.n == 0:
             return
+        assert other.mean is not None and other.m2 is not None  # n > 0 implies both are set
         if self.n == 0 or self.mean is None or self.m2 is None:
             self.n, self.mean, self.m2 = other.n, other.mean.clone(), other.m2.clone()
             return

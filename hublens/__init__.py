@@ -25,8 +25,8 @@ from hublens.errors import (  # noqa: E402
     WeightsNotFoundError,
 )
 from hublens.loading import load_model  # noqa: E402
-from hublens.scan import semantic_hub_scan  # noqa: E402
 from hublens.model import HubModel, Provenance, TokenBatch, TokenConvention  # noqa: E402
+from hublens.scan import semantic_hub_scan  # noqa: E402
 from hublens.steering import steer  # noqa: E402
 
 __all__ = [

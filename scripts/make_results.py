@@ -1,6 +1,7 @@
-"""Run the semantic hub scan on every built-in data set and both bundled models; write the
-generated block of docs/results.md (markdown tables of selected layers) and reports under
-results/<model>/<data>/.
+"""Scan every built-in data set on both bundled models; write docs/results.md's tables.
+
+The generated block of docs/results.md gets markdown tables of selected layers; HTML reports
+and full tables go under results/<model>/<data>/.
 
 Usage: python scripts/make_results.py [--models gemma-3-270m smollm2-135m] [--data NAME ...]
        [--max-items N]
@@ -27,26 +28,32 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def fmt(row) -> str:
+    """A cell: the mean and its 95% CI."""
     if math.isnan(row.ci_low):
         return f"{row.mean:.4f}"
     return f"{row.mean:.4f} [{row.ci_low:.4f}, {row.ci_high:.4f}]"
 
 
 def table(result, n_layers: int) -> str:
-    picks = sorted({0, n_layers // 4, n_layers // 2, (2 * n_layers) // 3, n_layers - 2, n_layers - 1})
+    """A markdown table: one line per (analysis, metric, group), columns at selected layers."""
+    picks = sorted(
+        {0, n_layers // 4, n_layers // 2, (2 * n_layers) // 3, n_layers - 2, n_layers - 1}
+    )
     lines = []
     keys = list(dict.fromkeys((r.analysis, r.metric, r.group) for r in result.rows))
-    lines.append("| analysis | metric | group | n | " + " | ".join(f"L{l}" for l in picks) + " |")
+    lines.append("| analysis | metric | group | n | " + " | ".join(f"L{k}" for k in picks) + " |")
     lines.append("|---|---|---|---|" + "---|" * len(picks))
-    for analysis, metric, group in keys:
-        rows = {r.layer: r for r in result.rows if (r.analysis, r.metric, r.group) == (analysis, metric, group)}
+    for key in keys:
+        analysis, metric, group = key
+        rows = {r.layer: r for r in result.rows if (r.analysis, r.metric, r.group) == key}
         n = next(iter(rows.values())).n
-        cells = [fmt(rows[l]) if l in rows else "" for l in picks]
+        cells = [fmt(rows[k]) if k in rows else "" for k in picks]
         lines.append(f"| {analysis} | {metric} | {group} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
+    """Run the scans and write the block after each one."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--data", nargs="+", default=list(BUILTIN_DATASETS))
@@ -92,6 +99,7 @@ def options_text(result) -> str:
 
 
 def header(args) -> str:
+    """The paragraph above the tables: command and machine."""
     return (
         "Produced by `python scripts/make_results.py` (every built-in data set, both bundled "
         f"models, the default analyses of each data set). Machine: {platform.machine()}, "
