@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hublens.analyses.base import ROW_COLUMNS, Row
 
@@ -15,9 +15,27 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
+T = TypeVar("T")
 
-def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
+
+def row_to_json(row: Any) -> dict[str, Any]:
+    """A result row (a dataclass) as a JSON-ready dict: NaN becomes null."""
+    return {
+        k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(row).items()
+    }
+
+
+def row_from_json(cls: type[T], fields: dict[str, Any]) -> T:
+    """Inverse of :func:`row_to_json`: null becomes NaN."""
+    return cls(**{k: math.nan if v is None else v for k, v in fields.items()})
+
+
+def dump_json(payload: dict[str, Any], path: str | Path | None) -> str:
+    """JSON text of ``payload`` (UTF-8, not ASCII-escaped); also written to ``path`` if given."""
+    text = json.dumps(payload, ensure_ascii=False, indent=1)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
 
 
 @dataclass
@@ -69,24 +87,18 @@ class ScanResult:
             "provenance": self.provenance,
             "options": self.options,
             "examples": self.examples,
-            "rows": [{k: _clean(v) for k, v in asdict(row).items()} for row in self.rows],
+            "rows": [row_to_json(row) for row in self.rows],
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
         """Serialise to JSON; also write it to ``path`` if given."""
-        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        return dump_json(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, text: str) -> ScanResult:
         """Inverse of :meth:`to_json`."""
         payload = json.loads(text)
-        rows = [
-            Row(**{k: (math.nan if v is None else v) for k, v in row.items()})
-            for row in payload["rows"]
-        ]
+        rows = [row_from_json(Row, row) for row in payload["rows"]]
         return cls(rows, payload["provenance"], payload.get("options", {}),
                    payload.get("examples", {}))
 

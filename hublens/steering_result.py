@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hublens.results import dump_json, row_from_json, row_to_json
+
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
@@ -37,10 +39,6 @@ class SteeringRow:
     metric: str
     value: float
     n: int
-
-
-def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 @dataclass
@@ -122,24 +120,18 @@ class SteeringResult:
             "options": self.options,
             "examples": self.examples,
             "metrics": self.metrics,
-            "rows": [{k: _clean(v) for k, v in asdict(r).items()} for r in self.rows],
+            "rows": [row_to_json(r) for r in self.rows],
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
         """Serialise to JSON; also write it to ``path`` if given."""
-        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        return dump_json(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, text: str) -> SteeringResult:
         """Inverse of :meth:`to_json`."""
         payload = json.loads(text)
-        rows = []
-        for row in payload["rows"]:
-            fields: dict[str, Any] = {k: (math.nan if v is None else v) for k, v in row.items()}
-            rows.append(SteeringRow(**fields))
+        rows = [row_from_json(SteeringRow, row) for row in payload["rows"]]
         return cls(
             payload["intervention"],
             rows,
