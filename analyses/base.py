@@ -21,6 +21,18 @@ from torch import Tensor
 ROW_COLUMNS = ("analysis", "layer", "metric", "group", "mean", "ci_low", "ci_high", "n")
 
 
+def check_max_items(max_items: int | None) -> None:
+    """Validate an analysis's ``max_items`` option: a positive int, or None for all items.
+
+    Raises:
+        ValueError: Anything else (bools, zero, negatives, floats).
+    """
+    if max_items is not None and (
+        isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+    ):
+        raise ValueError(f"max_items={max_items!r}: pass a positive int or None (all items).")
+
+
 @dataclass(frozen=True)
 class Query:
     """A text and the token positions to read from it.

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row
+from hublens.analyses.base import Analysis, Query, Row, check_max_items
 from hublens.analyses.stats import MeanStat
 from hublens.analyses.vocab import token_texts, tokenizer_fingerprint
 from hublens.cache import cache_root
@@ -211,13 +211,6 @@ def cached_token_frequencies(
     return freqs, info
 
 
-def _check_max_items(max_items: int | None) -> None:
-    if max_items is not None and (
-        isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
-    ):
-        raise ValueError(f"max_items={max_items!r}: pass a positive int or None (all items).")
-
-
 def _entropy(p: Tensor) -> Tensor:
     """Entropy (nats) of the last axis, with 0 log 0 = 0."""
     return -(p * torch.where(p > 0, p.log(), 0.0)).sum(-1)
@@ -271,7 +264,7 @@ class LanguageProbability(Analysis):
     _skip: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_max_items(self.max_items)
+        check_max_items(self.max_items)
         if self.token_language is None:
             self.languages = check_languages(self.languages)
         else:
@@ -308,7 +301,6 @@ class LanguageProbability(Analysis):
                 f"types {missing} are not columns of data {data.name!r} (it has "
                 f"{list(data.types)})."
             )
-        self._skip = 1 if model.prepend_bos else 0
         self._groups = []
         out = []
         items = data.items if self.max_items is None else data.items[: self.max_items]

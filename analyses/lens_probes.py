@@ -42,7 +42,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row
+from hublens.analyses.base import Analysis, Query, Row, check_max_items
 from hublens.analyses.stats import MeanStat
 from hublens.data import ParallelData
 from hublens.hooks import LogitLens
@@ -233,12 +233,7 @@ class LensProbe(Analysis):
         _check_policy(self.token_policy)
         if not isinstance(self.final_norm, bool):
             raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
-        if self.max_items is not None and (
-            isinstance(self.max_items, bool) or not isinstance(self.max_items, int)
-        ):
-            raise ValueError(f"max_items={self.max_items!r}: pass a positive int or None (all).")
-        if self.max_items is not None and self.max_items < 1:
-            raise ValueError(f"max_items={self.max_items!r}: pass a positive int or None (all).")
+        check_max_items(self.max_items)
         self.options.update(
             token_policy=self.token_policy, final_norm=self.final_norm, max_items=self.max_items
         )
@@ -318,7 +313,6 @@ class LensProbe(Analysis):
             )
         self._plans = plans
         self._stats = {}
-        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
         return [Query(plan.text, "last") for plan in plans]
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
@@ -351,7 +345,9 @@ class LensProbe(Analysis):
                 from :meth:`setup`'s.
         """
         if self._lens is None or not self._plans:
-            raise RuntimeError(f"{self.name}: call queries(model, data) before update().")
+            raise RuntimeError(
+                f"{self.name}: call queries(model, data) and setup() before update()."
+            )
         if len(indices) != len(states):
             raise ValueError(
                 f"update() got {len(indices)} indices but {len(states)} states; pass one state "

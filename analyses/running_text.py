@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row
+from hublens.analyses.base import Analysis, Query, Row, check_max_items
 from hublens.analyses.stats import MeanStat
 from hublens.hooks.lens import LogitLens
 
@@ -235,6 +235,9 @@ class ChineseRunningText(Analysis):
     _stat: MeanStat = field(default_factory=MeanStat, init=False, repr=False)
     _lens: LogitLens | None = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        check_max_items(self.max_items)
+
     def queries(self, model: Any, data: Any) -> list[Query]:
         """One query per text with at least one kept word, at the positions before them.
 
@@ -248,12 +251,6 @@ class ChineseRunningText(Analysis):
                 f"data {data.name!r} has no {self.column!r} column (types {list(data.types)}); "
                 "ChineseRunningText reads Chinese text, e.g. from 'multilingual-sentences'."
             )
-        if self.max_items is not None and (
-            isinstance(self.max_items, bool)
-            or not isinstance(self.max_items, int)
-            or self.max_items < 1
-        ):
-            raise ValueError(f"max_items={self.max_items!r}: pass a positive int or None (all).")
         dictionary = self.dictionary if self.dictionary is not None else cedict_glosses()
         dropped: Counter[str] = Counter()
         self._targets, out = [], []
