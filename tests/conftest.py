@@ -87,11 +87,17 @@ def tiny_config(kind: str, vocab_size: int):
     raise ValueError(kind)
 
 
-def build_tiny(kind: str, *, seed: int = 0, extra_corpus: tuple[str, ...] = ()):
-    """(HF model, an independent deep copy of it, tokenizer), random weights, eager attention."""
+def build_tiny(
+    kind: str, *, seed: int = 0, extra_corpus: tuple[str, ...] = (), tokenizer=None
+):
+    """(HF model, an independent deep copy of it, tokenizer), random weights, eager attention.
+
+    The tokenizer is :func:`build_tokenizer`'s (with ``extra_corpus``) unless one is given.
+    """
     from transformers import Gemma3ForCausalLM, LlamaForCausalLM
 
-    tokenizer = build_tokenizer(extra_corpus)
+    if tokenizer is None:
+        tokenizer = build_tokenizer(extra_corpus)
     config = tiny_config(kind, len(tokenizer))
     config._attn_implementation = "eager"
     torch.manual_seed(seed)

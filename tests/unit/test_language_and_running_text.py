@@ -120,7 +120,7 @@ def _char_level_model(kind: str):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from tests.conftest import tiny_config
+    from tests.conftest import build_tiny
 
     text = "猫在温暖的垫子上睡觉。两只猫在垫子上。"
     vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, "<unk>": 3}
@@ -134,19 +134,7 @@ def _char_level_model(kind: str):
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
         unk_token="<unk>",
     )
-    from transformers import Gemma3ForCausalLM, LlamaForCausalLM
-
-    config = tiny_config(kind, len(tokenizer))
-    config._attn_implementation = "eager"
-    torch.manual_seed(1)
-    cls = {"llama": LlamaForCausalLM, "gemma3": Gemma3ForCausalLM}[kind]
-    hf = cls(config).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    import copy
-
-    reference = copy.deepcopy(hf)
+    hf, reference, _ = build_tiny(kind, seed=1, tokenizer=tokenizer)
     return hublens.load_model(hf, tokenizer, prepend_bos=True), reference
 
 
