@@ -110,6 +110,9 @@ class Analysis(ABC):
 
     #: Passes over the data the analysis needs (2 when per-item values need data-wide sums).
     n_passes: ClassVar[int] = 1
+    #: Whether an item's queries contain other items (few-shot prompts): such an analysis
+    #: cannot run on a shard of the data (``semantic_hub_scan(distributed=True)``).
+    reads_other_items: ClassVar[bool] = False
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:  # noqa: B027 - optional hook
         """Called before the first batch of every pass with the model and the scanned layers."""

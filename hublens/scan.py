@@ -213,7 +213,7 @@ def semantic_hub_scan(
         from hublens.distributed import ensure_process_group, reduce_analysis, shard_indices
 
         for analysis in analyses:
-            if getattr(analysis, "reads_other_items", False):
+            if analysis.reads_other_items:
                 raise ValueError(
                     f"distributed=True cannot run analysis {analysis.name!r}: its prompts take "
                     "demonstrations from other items, which a shard does not have. Run it "
