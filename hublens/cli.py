@@ -96,7 +96,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     result = results[0] if len(results) == 1 else ScanResult.combine(results)
     report = result.save(args.out)
     print(_summary(result))
-    print(f"wrote {args.out}/result.json, result.csv and {report}")
+    print(f"wrote {report.parent / 'result.json'}, result.csv and {report}")
     return 0
 
 
