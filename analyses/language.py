@@ -27,9 +27,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import unicodedata
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -41,6 +39,7 @@ from torch import Tensor
 from hublens.analyses.base import Analysis, Query, Row, check_max_items
 from hublens.analyses.stats import MeanStat
 from hublens.analyses.vocab import token_texts, tokenizer_fingerprint
+from hublens.atomic import atomic_path
 from hublens.cache import cache_root
 from hublens.hooks.lens import LogitLens
 
@@ -108,9 +107,7 @@ def _frequency_function(lang: str) -> Any:
     return lambda text: float(word_frequency(text, lang))
 
 
-def token_frequencies(
-    tokenizer: Any, d_vocab: int, languages: Sequence[str]
-) -> Tensor:
+def token_frequencies(tokenizer: Any, d_vocab: int, languages: Sequence[str]) -> Tensor:
     """Wordfreq frequency of every vocabulary entry's text in every language (no cache).
 
     Args:
@@ -199,15 +196,9 @@ def cached_token_frequencies(
             logger.warning("Language-frequency cache %s is unreadable (%s); rebuilding.", path, exc)
     freqs = token_frequencies(tokenizer, d_vocab, langs)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            meta = {"languages": ",".join(langs), "wordfreq": version("wordfreq")}
+        meta = {"languages": ",".join(langs), "wordfreq": version("wordfreq")}
+        with atomic_path(path) as tmp:
             save_file({"frequencies": freqs.contiguous()}, str(tmp), metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     return freqs, info
 
 

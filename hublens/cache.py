@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hublens.atomic import atomic_path
 from hublens.errors import CacheError
 
 #: Environment variable that overrides where the cache lives.
@@ -110,24 +109,13 @@ def write_entry(
     Raises:
         CacheError: The written files do not verify.
     """
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_path(entry, directory=True) as tmp:
         writer(tmp)
         files = {}
         for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
             name = path.relative_to(tmp).as_posix()
             files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
         manifest = {"format": _FORMAT, "files": files, "meta": meta}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         read_manifest(tmp)
-        if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(tmp, entry)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return manifest

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from hublens.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -260,10 +260,14 @@ def figure(result: ScanResult, name: str) -> go.Figure:
         if y_range is not None:  # the first layer would squash the rest: say so, zoom
             fig.update_yaxes(range=y_range, row=p, col=1)
             fig.add_annotation(
-                text=f"layer {layers[0]} off scale (see the table)", showarrow=False,
+                text=f"layer {layers[0]} off scale (see the table)",
+                showarrow=False,
                 xref="x domain" if p == 1 else f"x{p} domain",
                 yref="y domain" if p == 1 else f"y{p} domain",
-                x=0.0, y=1.0, xanchor="left", yanchor="bottom",
+                x=0.0,
+                y=1.0,
+                xanchor="left",
+                yanchor="bottom",
                 font={"size": 11, "color": "#666"},
             )
 
@@ -565,16 +569,5 @@ def write_html(result: ScanResult, path: str | Path, title: str = "Semantic hub 
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html(result, title)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, render_html(result, title))
     return target

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hublens.analyses.base import ROW_COLUMNS, Row
+from hublens.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,7 @@ def dump_json(payload: dict[str, Any], path: str | Path | None) -> str:
     """JSON text of ``payload`` (UTF-8, not ASCII-escaped); also written to ``path`` if given."""
     text = json.dumps(payload, ensure_ascii=False, indent=1)
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     return text
 
 
@@ -99,8 +100,9 @@ class ScanResult:
         """Inverse of :meth:`to_json`."""
         payload = json.loads(text)
         rows = [row_from_json(Row, row) for row in payload["rows"]]
-        return cls(rows, payload["provenance"], payload.get("options", {}),
-                   payload.get("examples", {}))
+        return cls(
+            rows, payload["provenance"], payload.get("options", {}), payload.get("examples", {})
+        )
 
     @classmethod
     def combine(cls, results: Sequence[ScanResult]) -> ScanResult:
@@ -137,8 +139,9 @@ class ScanResult:
             rename = {a: f"{data_name}: {a}" for a in [*result.options, *result.analyses]}
             rows += [replace(r, analysis=rename[r.analysis]) for r in result.rows]
             options.update({rename[k]: v for k, v in result.options.items()})
-            examples.update({rename.get(k, f"{data_name}: {k}"): v
-                             for k, v in result.examples.items()})
+            examples.update(
+                {rename.get(k, f"{data_name}: {k}"): v for k, v in result.examples.items()}
+            )
         first = results[0].provenance
         provenance = {k: v for k, v in first.items() if k not in ("data", "layers", "batch_size")}
         provenance["data"] = {"name": " + ".join(names)}

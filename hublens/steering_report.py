@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hublens.atomic import write_text_atomic
 from hublens.report import _CSS, PALETTE, _kv_table, _plain, figure_html
 
 if TYPE_CHECKING:
@@ -192,21 +191,8 @@ def add_to_report(results: Sequence[SteeringResult], report: str | Path) -> Path
         )
     sections = "\n".join(steering_section_html(r, i) for i, r in enumerate(results))
     text = text[:anchor] + f"{start_mark}\n{sections}\n{end_mark}\n" + text[anchor:]
-    _write_atomic(target, text)
+    write_text_atomic(target, text)
     return target
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_steering_html(
@@ -214,5 +200,5 @@ def write_steering_html(
 ) -> Path:
     """Write :func:`render_steering_html` to ``path`` atomically; return the path."""
     target = Path(path)
-    _write_atomic(target, render_steering_html(results, title))
+    write_text_atomic(target, render_steering_html(results, title))
     return target
