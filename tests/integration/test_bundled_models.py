@@ -11,6 +11,7 @@ import hublens
 from hublens.analyses import translation_readout
 from hublens.cache import cache_root
 from hublens.hooks import ActivationStore, AllPositions, LogitLens, capture_hooks, hook_name
+from tests.helpers.tolerance import reference_lens_atol
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,16 @@ def _reference(reference, batch, **kwargs):
         return reference(input_ids=batch.ids, attention_mask=batch.attention_mask, **kwargs)
 
 
+def _ties_only(logprobs: torch.Tensor, ids: torch.Tensor, atol: float) -> bool:
+    """Whether top-k ids that differ from the reference's differ only among near-ties."""
+    top = logprobs.topk(ids.shape[-1], -1)
+    return bool(((logprobs.gather(-1, ids) - top.values).abs() < atol).all())
+
+
+# The logits, captures and final norm below come from the SAME transformers modules and kernels
+# on both sides (the bridge wraps the HF model; measured: bit-identical on Gemma-3-270M and
+# SmolLM2-135M). 1e-4 (relative to the magnitude of the compared values) is a guard for a
+# wrapped module that computes differently, not a rounding budget.
 def test_logits_equal_transformers_on_the_same_gguf(bundled):
     model, reference, _ = bundled
     batch = model.tokenize(TEXTS)
@@ -69,9 +80,13 @@ def test_lens_at_last_layer_equals_model_logprobs(bundled):
     rows = store.tensor(hook_name(last))[mask]
     targets = torch.tensor([0, 1, 2, 100, 1000, model.d_vocab - 1])
     out = LogitLens.from_model(model).readout(rows, targets, top_k=10)
-    assert (out.target_logprobs - expected[mask][:, targets]).abs().max().item() < 1e-4
+    # Two fp32 log-softmax implementations over the vocabulary: the bound is derived in
+    # tests/helpers/tolerance.py (1.5e-3 on Gemma, 2.5e-3 on SmolLM2; issue 16).
+    atol = reference_lens_atol(reference, rows)
+    assert (out.target_logprobs - expected[mask][:, targets]).abs().max().item() < atol
     top = expected[mask].topk(10, -1)
-    assert (out.top_logprobs - top.values).abs().max().item() < 1e-4
+    assert (out.top_logprobs - top.values).abs().max().item() < atol
+    assert torch.equal(out.top_ids, top.indices) or _ties_only(expected[mask], out.top_ids, atol)
 
 
 def test_bos_policy_and_leading_space(bundled):
