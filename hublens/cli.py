@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-progress", action="store_true")
     scan.set_defaults(func=_cmd_scan)
 
-    from hublens.steer_cli import add_steer_parser
+    from hublens.steering.cli import add_steer_parser
 
     add_steer_parser(sub, common)
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import hublens
-from hublens.analyses.interventions_arithmetic import run_arithmetic_intervention
 from hublens.hooks import ActivationStore, AllPositions, attached_hooks, capture_hooks, hook_name
 from hublens.steering import actadd_vector, generate, steering_hook_list
+from hublens.steering.interventions.arithmetic import run_arithmetic_intervention
 
 pytestmark = pytest.mark.integration
 

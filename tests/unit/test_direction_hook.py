@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformer_lens.hook_points import HookPoint
 
-from hublens.adapters.experiments import DirectionHook
+from hublens.steering import DirectionHook
 
 H = HookPoint()
 
@@ -28,4 +28,5 @@ def test_direction_hook_add_replace_and_guard():
     per_row = torch.randn(2, 8)
     rows = DirectionHook(per_row, [4], "add", alpha=1.0, relative=False)(x, H)
     assert torch.allclose(rows[:, 4], x[:, 4] + per_row)
-    assert DirectionHook(d, [0], prompt_len=5)(x[:, :1], H) is None  # cached decode step
+    step = x[:, :1]
+    assert DirectionHook(d, [0], prompt_len=5)(step, H) is step  # cached decode step

@@ -8,13 +8,13 @@ import random
 import pytest
 import torch
 
-from hublens.analyses import interventions_arithmetic as arith
-from hublens.analyses import interventions_code as code
-from hublens.analyses import interventions_sentiment as senti
-from hublens.analyses.sentiment_lexicon import lexicon_score
 from hublens.data.builtin.code import stdlib_root
 from hublens.hooks import attached_hooks
-from hublens.steering_result import SteeringResult, SteeringRow
+from hublens.steering.interventions import arithmetic as arith
+from hublens.steering.interventions import code
+from hublens.steering.interventions import sentiment as senti
+from hublens.steering.interventions.lexicon import lexicon_score
+from hublens.steering.result import SteeringResult, SteeringRow
 
 
 def test_arithmetic_answer_parsing_and_outcomes():
@@ -273,7 +273,7 @@ def test_cli_rejects_bad_strengths_before_loading(capsys):
 def test_steering_sections_go_into_a_scan_report_once(tmp_path):
     from hublens.analyses.base import Row
     from hublens.results import ScanResult
-    from hublens.steering_report import add_to_report
+    from hublens.steering.report import add_to_report
 
     scan = ScanResult([Row("similarity", 0, "cosine", "", 0.5, 0.4, 0.6, 3)], {"model": "m"})
     report = scan.save(tmp_path)

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from hublens import report
+from hublens import html_page, report
 from hublens.analyses.base import Row
 from hublens.report import figure, write_html
 from hublens.results import ScanResult
@@ -262,7 +262,7 @@ def test_html_escapes_every_string_from_the_result(tmp_path):
 
 def test_inert_script_bodies_neutralises_a_closing_tag():
     fragment = '<div><script>var a = "</script><script>alert(1)</script>";</script></div>'
-    safe = report._inert_script_bodies(fragment)
+    safe = html_page.inert_script_bodies(fragment)
     page = _Page()
     page.feed(safe)
     assert len(page.scripts) == 1 and "alert(1)" in page.scripts[0][1]

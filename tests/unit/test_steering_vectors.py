@@ -6,16 +6,17 @@ import pytest
 import torch
 
 import hublens
-from hublens.analyses.steering_runs import check_seeds, check_strengths, generate_rows
 from hublens.hooks import ActivationStore, AllPositions, attached_hooks, capture_hooks, hook_name
-from hublens.hooks.steer_rows import row_steering_hooks
 from hublens.steering import (
     actadd_vector,
     generate,
+    generate_rows,
     mean_difference_vector,
+    row_steering_hooks,
     steering_hook_list,
     unembedding_vector,
 )
+from hublens.steering.checks import check_seeds, check_strengths
 
 TEXT = "The cat sleeps on the warm mat."
 

@@ -64,16 +64,9 @@ def run_steer_command(args: argparse.Namespace) -> int:
     import torch
 
     import hublens
-    from hublens.analyses.interventions_arithmetic import run_arithmetic_intervention
-    from hublens.analyses.interventions_code import run_code_intervention
-    from hublens.analyses.interventions_sentiment import run_sentiment_intervention
-    from hublens.steering_report import add_to_report, write_steering_html
+    from hublens.steering.interventions import RUNNERS as runners
+    from hublens.steering.report import add_to_report, write_steering_html
 
-    runners = {
-        "arithmetic": run_arithmetic_intervention,
-        "code": run_code_intervention,
-        "sentiment": run_sentiment_intervention,
-    }
     names = list(INTERVENTIONS) if args.intervention == "all" else [args.intervention]
     if args.into_report and not Path(args.into_report).is_file():
         raise SystemExit(f"hublens: --into-report {args.into_report!r}: no such file")

@@ -30,18 +30,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hublens.analyses.steering_runs import (
+from hublens.hooks import LastToken
+from hublens.steering.checks import (
     DEFAULT_SEEDS,
     DEFAULT_STRENGTHS,
     check_count,
+    check_layer,
     check_seeds,
     check_strengths,
-    generate_rows,
-    provenance_of,
 )
-from hublens.hooks import LastToken
-from hublens.steering import check_layer, hidden_at
-from hublens.steering_result import SteeringResult, SteeringRow
+from hublens.steering.generate import generate_rows
+from hublens.steering.result import SteeringResult, SteeringRow, provenance_of
+from hublens.steering.vectors import hidden_at
 
 NAME = "arithmetic"
 METRICS = ["correct", "unchanged", "other", "is_target", "is_sum"]

@@ -1,4 +1,4 @@
-"""Steering vectors (ActAdd, unembedding difference, mean difference) and ``hublens.steer``.
+"""Steering vectors: ActAdd, unembedding difference, mean difference.
 
 Three ways to build a direction in the residual stream, each returned as a
 :class:`SteeringVector` that remembers the layer and site it belongs to:
@@ -8,17 +8,12 @@ Three ways to build a direction in the residual stream, each returned as a
 * :func:`unembedding_vector`: ``W_U[a] - W_U[b]`` for two words (their first tokens).
 * :func:`mean_difference_vector`: mean last-token hidden state of one prompt set minus another's.
 
-:func:`steer` attaches one as TransformerLens hooks for the length of a ``with`` block and
-removes them on exit, also after an exception. :func:`generate` runs greedy (or seeded sampled)
-generation under steering hooks; hooks built with ``prompt_len`` steer the prompt pass only, so
-KV-cached and uncached greedy generation give the same tokens.
+:func:`hublens.steer` (:mod:`hublens.steering.attach`) attaches one for a ``with`` block.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -26,10 +21,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from hublens.hooks import ActivationStore, AllPositions, LastToken, Positions, Selector
-from hublens.hooks.capture import capture_hooks
-from hublens.hooks.names import Site, hook_name, validate_layers
-from hublens.hooks.steer import steering_hooks
+from hublens.hooks.capture import ActivationStore, capture_hooks
+from hublens.hooks.names import Site, hook_name
+from hublens.hooks.positions import AllPositions, LastToken, Selector
+from hublens.steering.checks import check_layer, number
 
 Normalize = Literal["unit"] | None
 
@@ -64,27 +59,7 @@ class SteeringVector:
 
     def scaled(self, factor: float) -> SteeringVector:
         """The same vector times ``factor`` (a copy)."""
-        return replace(self, vector=self.vector * _number("factor", factor))
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}={value!r}: pass a number (int or float).")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name}={value!r}: pass a finite number.")
-    return float(value)
-
-
-def check_layer(model: Any, layer: Any) -> int:
-    """Validate ONE layer index against the model (negative values count from the end).
-
-    Raises:
-        TypeError: ``layer`` is not an int.
-        ValueError: It is out of range.
-    """
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise TypeError(f"layer={layer!r}: pass one int layer in [0, {model.n_layers - 1}].")
-    return validate_layers(model, layer)[0]
+        return replace(self, vector=self.vector * number("factor", factor))
 
 
 def _normalize(vector: Tensor, normalize: Normalize) -> Tensor:
@@ -297,173 +272,3 @@ def mean_difference_vector(
     vector = _normalize(means[0] - means[1], normalize)
     meta = {"n_a": len(sets[0]), "n_b": len(sets[1]), "normalize": normalize}
     return SteeringVector(vector, layer, site, "mean_difference", meta)
-
-
-def _as_vector(vector: SteeringVector | Tensor, layer: int | None, site: Site | None) -> tuple:
-    if isinstance(vector, SteeringVector):
-        return vector.vector, vector.layer if layer is None else layer, site or vector.site
-    if not isinstance(vector, Tensor):
-        raise TypeError(
-            f"vector is a {type(vector).__name__}; pass a SteeringVector or a torch.Tensor."
-        )
-    if layer is None:
-        raise ValueError("layers=None: a bare tensor needs layers=... (or pass a SteeringVector).")
-    return vector, layer, site or "resid_post"
-
-
-def steering_hook_list(
-    model: Any,
-    vector: SteeringVector | Tensor,
-    *,
-    scale: float | int = 1.0,
-    layers: int | Iterable[int] | None = None,
-    where: Selector | None = None,
-    mode: Literal["add", "replace"] = "add",
-    prompt_len: int | None = None,
-    site: Site | None = None,
-) -> list[tuple[str, Any]]:
-    """The ``(hook_name, hook)`` pairs that :func:`steer` attaches (see there for arguments)."""
-    scale = _number("scale", scale)
-    tensor, chosen, chosen_site = _as_vector(vector, layers, site)  # type: ignore[arg-type]
-    if where is None and tensor.ndim == 2:
-        where = Positions(list(range(tensor.shape[0])))  # ActAdd: the first k positions
-    return steering_hooks(
-        model,
-        tensor,
-        layers=chosen,
-        scale=scale,
-        where=where,
-        mode=mode,
-        prompt_len=prompt_len,
-        site=chosen_site,
-    )
-
-
-@contextlib.contextmanager
-def steer(
-    model: Any,
-    vector: SteeringVector | Tensor,
-    *,
-    scale: float | int = 1.0,
-    layers: int | Iterable[int] | None = None,
-    where: Selector | None = None,
-    mode: Literal["add", "replace"] = "add",
-    prompt_len: int | None = None,
-    site: Site | None = None,
-) -> Iterator[list[tuple[str, Any]]]:
-    """Steer a model inside a ``with`` block; no hook is left behind, also after an exception.
-
-    Everything is validated before any hook is attached (vector width, layers, positions,
-    scale). On exit only the hooks this block attached are removed.
-
-    Args:
-        model: A HubModel (or TransformerBridge).
-        vector: A :class:`SteeringVector` (its layer and site are the defaults) or a tensor
-            ``(d_model,)`` / ``(k, d_model)``.
-        scale: Strength: ``x + scale * vector`` in ``"add"`` mode.
-        layers: Layer(s) to steer; defaults to the vector's own layer.
-        where: Positions; default all positions for a ``(d_model,)`` vector and the first k
-            positions for a ``(k, d_model)`` ActAdd vector.
-        mode: ``"add"`` or ``"replace"``.
-        prompt_len: Steer only the prompt's first ``prompt_len`` positions, never the
-            KV-cached decode steps.
-        site: Residual-stream site; defaults to the vector's own.
-
-    Yields:
-        The attached ``(hook_name, hook)`` pairs.
-
-    Raises:
-        ValueError / TypeError: Bad vector, scale, layers or positions (before attaching).
-
-    Example:
-        >>> v = unembedding_vector(model, "start", "end", layer=9)  # doctest: +SKIP
-        >>> with hublens.steer(model, v, scale=8.0, where=LastToken()):  # doctest: +SKIP
-        ...     logits = model(tokens)
-    """
-    hooks = steering_hook_list(
-        model,
-        vector,
-        scale=scale,
-        layers=layers,
-        where=where,
-        mode=mode,
-        prompt_len=prompt_len,
-        site=site,
-    )
-    bridge = getattr(model, "bridge", model)
-    # TransformerLens's context removes exactly the hooks it attached, on any exit; hooks the
-    # caller attached around this block stay.
-    with bridge.hooks(fwd_hooks=hooks):
-        yield hooks
-
-
-@torch.no_grad()
-def generate(
-    model: Any,
-    prompt: str | Int[Tensor, "batch pos"],
-    *,
-    hooks: Sequence[tuple[str, Any]] = (),
-    max_new_tokens: int = 10,
-    use_past_kv_cache: bool = True,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    seed: int | None = None,
-) -> Int[Tensor, "batch new"]:
-    """Generate under the given hooks; return the new tokens only.
-
-    ``prompt`` rows must be unpadded (equal-length prompts). Sampling, when asked for, runs under
-    ``torch.manual_seed(seed)`` inside a forked RNG state, so it is reproducible and leaves the
-    caller's RNG untouched. Generation does not stop at EOS, so every row has
-    ``max_new_tokens`` tokens.
-
-    Args:
-        model: A HubModel.
-        prompt: A text (tokenized with the model's BOS policy) or a ``(batch, pos)`` id tensor.
-        hooks: Forward hooks, e.g. from :func:`steering_hook_list` with ``prompt_len`` set.
-        max_new_tokens: Tokens to generate.
-        use_past_kv_cache: Use the KV cache (same greedy tokens as without it when steering is
-            prompt-only).
-        do_sample: Sample instead of greedy decoding.
-        temperature: Sampling temperature.
-        top_k: Sample from the k most likely tokens only.
-        seed: Seed of the sampling RNG (required when ``do_sample``).
-
-    Returns:
-        ``(batch, max_new_tokens)`` new token ids.
-
-    Example:
-        >>> v = actadd_vector(model, "Good", "Bad", layer=6)  # doctest: +SKIP
-        >>> ids = model.tokenize("I think").ids  # doctest: +SKIP
-        >>> hooks = steering_hook_list(model, v, scale=4, prompt_len=ids.shape[1])  # doctest: +SKIP
-        >>> new = generate(model, ids, hooks=hooks)  # doctest: +SKIP
-    """
-    ids = model.tokenize(prompt).ids if isinstance(prompt, str) else prompt
-    if not isinstance(ids, Tensor) or ids.ndim != 2 or ids.shape[1] == 0:
-        raise ValueError("prompt must be a non-empty text or a (batch, pos) tensor of token ids.")
-    if (
-        isinstance(max_new_tokens, bool)
-        or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 1
-    ):
-        raise ValueError(f"max_new_tokens={max_new_tokens!r}: pass a positive int.")
-    if do_sample and seed is None:
-        raise ValueError("do_sample=True needs seed=... so that the samples can be reproduced.")
-    bridge = getattr(model, "bridge", model)
-    with contextlib.ExitStack() as stack:
-        if do_sample:
-            stack.enter_context(torch.random.fork_rng(devices=[]))
-            torch.manual_seed(int(seed))  # type: ignore[arg-type]
-        stack.enter_context(bridge.hooks(fwd_hooks=list(hooks)))
-        out = bridge.generate(
-            ids,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_k=top_k,
-            use_past_kv_cache=use_past_kv_cache,
-            stop_at_eos=False,
-            verbose=False,
-            return_type="tokens",
-        )
-    return out[:, ids.shape[1] :]

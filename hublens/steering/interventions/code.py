@@ -37,14 +37,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hublens.analyses.steering_runs import (
-    DEFAULT_SEEDS,
-    check_count,
-    check_seeds,
-    check_strengths,
-    generate_rows,
-    provenance_of,
-)
 from hublens.data.builtin.code import (
     _iter_sources,
     _parents,
@@ -53,8 +45,16 @@ from hublens.data.builtin.code import (
     stdlib_root,
 )
 from hublens.hooks import LastToken
-from hublens.steering import check_layer, hidden_at, unembedding_vector
-from hublens.steering_result import SteeringResult, SteeringRow
+from hublens.steering.checks import (
+    DEFAULT_SEEDS,
+    check_count,
+    check_layer,
+    check_seeds,
+    check_strengths,
+)
+from hublens.steering.generate import generate_rows
+from hublens.steering.result import SteeringResult, SteeringRow, provenance_of
+from hublens.steering.vectors import hidden_at, unembedding_vector
 
 NAME = "code"
 METRICS = ["correct", "unchanged", "other", "start_added", "says_start"]

@@ -1,10 +1,11 @@
-"""Figures and HTML sections for :class:`~hublens.steering_result.SteeringResult`.
+"""Figures and HTML sections for :class:`~hublens.steering.result.SteeringResult`.
 
 :func:`steering_section_html` renders one intervention as a section (options, figure, the
 mean ± std table, examples); :func:`add_to_report` puts such sections into a scan's
 ``report.html``, and :func:`write_steering_html` writes one self-contained page with a section
-per intervention. It reuses the scan report's
-style, figure embedding and escaping: every string from a result is HTML-escaped.
+per intervention. Pages use the one page shell of :mod:`hublens.html_page` (style, head,
+figure embedding, escaping) shared with the scan report: every string from a result is
+HTML-escaped.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hublens.atomic import write_text_atomic
-from hublens.report import _CSS, PALETTE, _kv_table, _plain, figure_html
+from hublens.figures import PALETTE
+from hublens.html_page import figure_html, kv_table, plain, render_page
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from hublens.steering_result import SteeringResult
+    from hublens.steering.result import SteeringResult
 
 
 def steering_figure(result: SteeringResult) -> go.Figure:
@@ -46,7 +48,7 @@ def steering_figure(result: SteeringResult) -> go.Figure:
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
-        subplot_titles=[_plain(m) for m in metrics],
+        subplot_titles=[plain(m) for m in metrics],
     )
     for p, metric in enumerate(metrics, start=1):
         for g, group in enumerate(groups):
@@ -62,7 +64,7 @@ def steering_figure(result: SteeringResult) -> go.Figure:
                     error_y={"type": "data", "array": std, "visible": True, "thickness": 1.2},
                     mode="lines+markers",
                     line={"color": colour, "width": 2},
-                    name=_plain(group or metric),
+                    name=plain(group or metric),
                     legendgroup=group,
                     showlegend=p == 1,
                     meta={"metric": metric, "group": group},
@@ -70,11 +72,11 @@ def steering_figure(result: SteeringResult) -> go.Figure:
                 row=p,
                 col=1,
             )
-        fig.update_yaxes(title_text=_plain(metric), row=p, col=1)
+        fig.update_yaxes(title_text=plain(metric), row=p, col=1)
     fig.update_xaxes(title_text="strength", row=len(metrics) or 1, col=1)
     fig.update_layout(
         template="simple_white",
-        title={"text": f"<b>{_plain(result.intervention)}</b>", "x": 0.01},
+        title={"text": f"<b>{plain(result.intervention)}</b>", "x": 0.01},
         height=120 + 230 * max(len(metrics), 1),
         margin={"l": 70, "r": 30, "t": 70, "b": 50},
         font={"family": "Helvetica, Arial, sans-serif", "size": 13, "color": "#222"},
@@ -110,9 +112,9 @@ def steering_section_html(result: SteeringResult, index: int = 0) -> str:
     parts = [
         f'<h2 id="steering-{index}">Steering: {html.escape(result.intervention)}</h2>',
         "<h3>Provenance</h3>",
-        _kv_table(result.provenance, "kv"),
+        kv_table(result.provenance, "kv"),
         "<h3>Options</h3>",
-        _kv_table(result.options, "kv"),
+        kv_table(result.options, "kv"),
     ]
     if result.rows:
         fig = steering_figure(result)
@@ -134,32 +136,13 @@ def steering_section_html(result: SteeringResult, index: int = 0) -> str:
 
 def render_steering_html(results: Sequence[SteeringResult], title: str = "Steering") -> str:
     """A self-contained HTML page with one section per steering result."""
-    from plotly.offline import get_plotlyjs
-
-    from hublens._version import __version__
-
     links = "".join(
         f'<li><a href="#steering-{i}">{html.escape(r.intervention)}</a></li>'
         for i, r in enumerate(results)
     )
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style>",
-        f'<script type="text/javascript">{get_plotlyjs()}</script>',
-        "</head><body><main>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<nav><strong>Interventions</strong><ul>{links}</ul></nav>",
-    ]
-    parts += [steering_section_html(r, i) for i, r in enumerate(results)]
-    parts += [
-        f"<footer>Written by hublens {html.escape(__version__)}. Self-contained: plotly.js is "
-        "inlined, nothing is fetched from the network.</footer>",
-        "</main></body></html>",
-    ]
-    return "\n".join(parts)
+    sections = [f"<nav><strong>Interventions</strong><ul>{links}</ul></nav>"]
+    sections += [steering_section_html(r, i) for i, r in enumerate(results)]
+    return render_page(title, sections)
 
 
 def add_to_report(results: Sequence[SteeringResult], report: str | Path) -> Path:

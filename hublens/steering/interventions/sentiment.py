@@ -7,7 +7,7 @@ English ``"Good"`` - ``"Bad"`` and the target language's own pair (``"好"``/``"
 positions of neutral target-language prompts during the prompt pass only, and continuations
 are SAMPLED (temperature, top-k) under a seeded generator: seed s of prompt p is row s of a
 batch sampled under ``torch.manual_seed(base_seed + 1000 * p)`` (see
-:func:`hublens.analyses.steering_runs.generate_rows`), so every number is reproducible and
+:func:`hublens.steering.generate.generate_rows`), so every number is reproducible and
 seeds are independent samples.
 
 Measures, all under the UNSTEERED model, per continuation:
@@ -34,18 +34,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hublens.analyses.sentiment_lexicon import lexicon_score
-from hublens.analyses.steering_runs import (
+from hublens.hooks import ActivationStore, AllPositions, capture_hooks, hook_name
+from hublens.steering.checks import (
     DEFAULT_SEEDS,
     check_count,
+    check_layer,
     check_seeds,
     check_strengths,
-    generate_rows,
-    provenance_of,
 )
-from hublens.hooks import ActivationStore, AllPositions, capture_hooks, hook_name
-from hublens.steering import actadd_vector, check_layer
-from hublens.steering_result import SteeringResult, SteeringRow
+from hublens.steering.generate import generate_rows
+from hublens.steering.interventions.lexicon import lexicon_score
+from hublens.steering.result import SteeringResult, SteeringRow, provenance_of
+from hublens.steering.vectors import actadd_vector
 
 NAME = "sentiment"
 METRICS = ["lexicon", "log_odds", "perplexity", "relevance"]

@@ -143,7 +143,7 @@ class SteeringResult:
 
     def figure(self) -> go.Figure:
         """Plotly figure: each metric against strength, one line per group, ± std bars."""
-        from hublens.steering_report import steering_figure
+        from hublens.steering.report import steering_figure
 
         return steering_figure(self)
 
@@ -153,7 +153,7 @@ class SteeringResult:
         Returns:
             The path of the HTML file.
         """
-        from hublens.steering_report import write_steering_html
+        from hublens.steering.report import write_steering_html
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -169,3 +169,10 @@ def _cell(mean: float, std: float) -> str:
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def provenance_of(model: Any) -> dict[str, Any]:
+    """Model provenance for a result (the HubModel's, plus its BOS policy)."""
+    provenance = getattr(model, "provenance", None)
+    facts = provenance.to_dict() if provenance is not None else {"name": type(model).__name__}
+    return {"model": facts, "prepend_bos": bool(getattr(model, "prepend_bos", True))}
