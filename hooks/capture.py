@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsIndex
 
 import torch
 from jaxtyping import Float
@@ -85,7 +85,7 @@ def capture_hooks(
     model: Any,
     store: ActivationStore,
     *,
-    layers: int | Iterable[int] | None = None,
+    layers: SupportsIndex | Iterable[SupportsIndex] | None = None,
     site: Site = "resid_post",
     where: Selector | None = None,
     to_cpu: bool = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, SupportsIndex
 
 from transformer_lens.hook_points import HookPoint
 
@@ -22,7 +22,9 @@ def n_layers_of(model: Any) -> int:
     return int(_bridge(model).cfg.n_layers)
 
 
-def validate_layers(model: Any, layers: int | Iterable[int] | None) -> list[int]:
+def validate_layers(
+    model: Any, layers: SupportsIndex | Iterable[SupportsIndex] | None
+) -> list[int]:
     """Normalise a layer selection, checking it against the model.
 
     Args:
@@ -33,20 +35,25 @@ def validate_layers(model: Any, layers: int | Iterable[int] | None) -> list[int]
         Sorted, de-duplicated, non-negative layer indices.
 
     Raises:
+        TypeError: A layer is not an integer (bools and floats are refused; numpy and torch
+            integer scalars are accepted).
         ValueError: A layer is out of range, or the selection is empty.
     """
     n = n_layers_of(model)
     if layers is None:
         return list(range(n))
-    items = [layers] if isinstance(layers, int) else list(layers)
+    if isinstance(layers, (str, bytes)):
+        raise TypeError(f"layers={layers!r}; layers are ints in [0, {n - 1}] (or a list).")
+    if hasattr(layers, "tolist"):  # numpy / torch scalars and arrays
+        layers = layers.tolist()
+    items = [layers] if not isinstance(layers, Iterable) else list(layers)
     if not items:
         raise ValueError(
             f"layers=[]: select at least one layer in [0, {n - 1}] or pass None for all."
         )
     out = set()
-    for layer in items:
-        if isinstance(layer, bool) or not isinstance(layer, int):
-            raise TypeError(f"layers contains {layer!r}; layers are ints in [0, {n - 1}].")
+    for item in items:
+        layer = _layer_index(item, n)
         if not -n <= layer < n:
             raise ValueError(
                 f"layers contains {layer}, out of range: this model has {n} layers, so valid "
@@ -54,6 +61,18 @@ def validate_layers(model: Any, layers: int | Iterable[int] | None) -> list[int]
             )
         out.add(layer % n)
     return sorted(out)
+
+
+def _layer_index(value: Any, n: int) -> int:
+    """An int layer index from an int or an integer scalar (numpy, torch); no bools or floats."""
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()  # numpy / torch integer scalars become Python ints
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"layers contains {value!r} ({type(value).__name__}); layers are ints in "
+            f"[0, {n - 1}], e.g. layers=[0, {n - 1}]."
+        )
+    return value
 
 
 def hook_name(layer: int, site: Site = "resid_post") -> str:
@@ -79,6 +98,6 @@ def attached_hooks(model: Any) -> list[str]:
         if not isinstance(point, HookPoint) or id(point) in seen:
             continue
         seen.add(id(point))
-        if point._forward_hooks or point._backward_hooks or point.fwd_hooks or point.bwd_hooks:
+        if point.has_hooks():
             names.append(point.name or name)
     return names

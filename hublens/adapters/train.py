@@ -20,15 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hublens.adapters.base import MultimodalBatch, MultimodalModel
-from hublens.hooks import ActivationStore, AllPositions, capture_hooks, hook_name
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop(x: Tensor, hook: Any) -> None:
-    raise _Stop
+from hublens.hooks import LogitLens, forward_until
 
 
 @dataclass
@@ -84,8 +76,9 @@ def caption_loss(
 ) -> Tensor:
     """Cross-entropy of every token after the last media span of each row (the caption).
 
-    Runs the LM to its last block only, then applies the final norm and the unembedding at
-    the caption positions (the full-vocabulary logits of media positions are never built).
+    Runs the LM to its last block only (:func:`~hublens.hooks.forward_until`), then reads the
+    caption positions through the logit lens with the final norm (the model's own logits);
+    the full-vocabulary logits of media positions are never built.
 
     Args:
         model: The multimodal model.
@@ -103,28 +96,11 @@ def caption_loss(
             rows.append(r)
             cols.append(p - 1)
             targets.append(int(batch.ids[r, p]))
-    last = model.n_layers - 1
-    store = ActivationStore()
-    hooks = model.injection_hooks(batch) + capture_hooks(
-        model, store, layers=[last], where=AllPositions()
-    )
-    for _, hook in hooks[1:]:
-        hook.detach = False  # keep the graph: gradients flow back to the projector
-    hooks.append((hook_name(last), _stop))
-    try:
-        with model.hooks(fwd_hooks=hooks):
-            model.bridge(batch.ids, attention_mask=batch.attention_mask)
-    except _Stop:
-        pass
-    h = store.tensor(hook_name(last))[rows, cols]
-    norm = model.final_norm
-    if norm is not None:
-        h = norm(h)
-    logits = h.float() @ model.unembedding_weight.float().T
-    if model.unembedding_bias is not None:
-        logits = logits + model.unembedding_bias.float()
-    if model.logit_softcap is not None:
-        logits = torch.tanh(logits / model.logit_softcap) * model.logit_softcap
+    with model.hooks(fwd_hooks=model.injection_hooks(batch)):
+        # Gradients flow back through the injected rows to the projector.
+        h = forward_until(model, batch.ids, model.n_layers, attention_mask=batch.attention_mask)
+    lens = LogitLens.from_model(model, final_norm=True)
+    logits = lens.logits(h[rows, cols])
     target = torch.tensor(targets, device=logits.device)
     return torch.nn.functional.cross_entropy(logits, target, reduction=reduction)
 

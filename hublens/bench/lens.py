@@ -2,7 +2,8 @@
 
 Both read the same rows (the last token of every row at every layer's ``resid_post``, final
 norm applied) and return the same outputs (log-probs of the requested target ids). The floor is
-one batched matmul of those rows (already normed) against the unembedding.
+one batched matmul of those rows (already normed) against the unembedding (the readout core's
+own ``Unembed.logits`` over the whole vocabulary at once).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def lens_variants(
     target_ids = torch.tensor(list(targets))
     shared = [int(t) for t in targets]  # a list: the same targets for every row (TL's API)
     layers = list(range(1, model.n_layers + 1))  # stack entries after each block ("final_post")
-    weight = lens.weight
-    normed = lens._prepare(rows)  # the rows the matmul floor multiplies (norm not timed)
+    unembed = lens.unembed
+    flat = rows.reshape(-1, rows.shape[-1])
+    # The rows the matmul floor multiplies, normed once here (the norm is not timed).
+    normed = unembed.prepare(flat, torch.ones(flat.shape[0], dtype=torch.bool))
 
     def ours() -> Tensor:
         readout = lens.readout(rows, target_ids)
@@ -57,7 +60,7 @@ def lens_variants(
 
     def floor() -> Tensor:
         with torch.no_grad():
-            return normed @ weight.T
+            return unembed.logits(normed)  # one matmul over the whole vocabulary, no chunks
 
     agreement = {"hublens vs TL target log-probs": float((ours() - theirs()).abs().max())}
     return {HUBLENS: ours, TL: theirs, MATMUL: floor}, agreement

@@ -157,12 +157,14 @@ def reference_scan(
         diag = cos.diagonal(dim1=-2, dim2=-1)
         adjusted = diag - (cos.sum(-1) - diag) / (n - 1)
         out[f"similarity/{data.types[0]}-{other}"] = adjusted.mean(-1)
+    # The external baseline: the paper's full-vocabulary lens on plain transformers modules,
+    # written out here on purpose (not hublens's readout core) so that it checks the core.
     norm, weight = reference.model.norm, reference.lm_head.weight
     targets = torch.tensor(first_word_ids(model, data))
     with torch.no_grad():
         logits = norm(h.float()) @ weight.T  # (n_texts, L, V)
-        softcap = model.logit_softcap
-        if softcap is not None:
+        softcap = getattr(reference.config, "final_logit_softcapping", None)
+        if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         logp = torch.log_softmax(logits, dim=-1)
     index = targets.repeat_interleave(k)[:, None, None].expand(-1, h.shape[1], 1)
