@@ -36,8 +36,9 @@ def logprob_atol(normed: torch.Tensor, weight: torch.Tensor) -> float:
         normed: The rows after the final norm (or raw rows for a no-norm lens), ``(..., d)``.
         weight: The unembedding ``(V, d)``.
     """
+    normed = normed.detach()
     x = normed.reshape(-1, normed.shape[-1]).double().abs()
-    w = weight.double()
+    w = weight.detach().double()
     condition = 0.0
     largest = 0.0
     for start in range(0, w.shape[0], 32768):  # bounded memory over large vocabularies
