@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hublens.analyses.base import Analysis
+from hublens.analyses.arithmetic_probe import ArithmeticProbe
+from hublens.analyses.code_probes import CodeArgsProbe, CodeListProbe
 from hublens.analyses.language import LanguageProbability
-from hublens.analyses.lens_probes import (
-    ArithmeticProbe,
-    CodeArgsProbe,
-    CodeListProbe,
-    SemanticsRoleProbe,
-    TranslationLens,
-)
 from hublens.analyses.running_text import ChineseRunningText
+from hublens.analyses.semantics_probe import SemanticsRoleProbe
 from hublens.analyses.similarity import Similarity
+from hublens.analyses.translation_lens import TranslationLens
+from hublens.analysis import Analysis
+from hublens.registry import register_defaults
 
 #: Items read by the default lens analyses (the full vocabulary is normalised per state, so
 #: the lens costs more per item than the similarity).
@@ -28,6 +26,7 @@ DEFAULT_LENS_ITEMS = 100
 DEFAULT_LANGUAGE_ITEMS = 40
 
 
+@register_defaults
 def default_analyses(data: Any) -> list[Analysis]:
     """The paper's analyses for a built-in data set; similarity for a user's own data.
 

@@ -36,12 +36,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row, check_max_items
-from hublens.analyses.stats import MeanStat
 from hublens.analyses.vocab import token_texts, tokenizer_fingerprint
+from hublens.analysis import Analysis, Query, Row, check_max_items
 from hublens.atomic import atomic_path
 from hublens.cache import cache_root
 from hublens.hooks.lens import LogitLens
+from hublens.registry import register_analysis
+from hublens.stats import KeyedStat, MeanStat, Stat
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ def _entropy(p: Tensor) -> Tensor:
     return -(p * torch.where(p > 0, p.log(), 0.0)).sum(-1)
 
 
+@register_analysis("language_probability")
 @dataclass
 class LanguageProbability(Analysis):
     """Per-layer language probabilities of running text (the paper's Fig. 4).
@@ -249,7 +251,9 @@ class LanguageProbability(Analysis):
     use_cache: bool = True
     max_items: int | None = None
     _groups: list[str] = field(default_factory=list, init=False, repr=False)
-    _stats: dict[str, MeanStat] = field(default_factory=dict, init=False, repr=False)
+    _stats: KeyedStat[MeanStat] = field(
+        default_factory=lambda: KeyedStat(MeanStat), init=False, repr=False
+    )
     _lens: LogitLens | None = field(default=None, init=False, repr=False)
     _matrix: Tensor | None = field(default=None, init=False, repr=False)
     _skip: int = field(default=0, init=False, repr=False)
@@ -300,7 +304,9 @@ class LanguageProbability(Analysis):
             for item in items:
                 out.append(Query(item[t], "all"))
                 self._groups.append(t)
-        self._stats = {t: MeanStat() for t in types}
+        self._stats = KeyedStat(MeanStat)
+        for t in types:
+            self._stats.slot(t)
         return out
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
@@ -367,6 +373,10 @@ class LanguageProbability(Analysis):
             block = metrics[start : start + size].reshape(n_layers, n_pos, -1)
             start += size
             self._stats[self._groups[index]].add(block.mean(1)[None])
+
+    def statistics(self) -> list[Stat]:
+        """One :class:`MeanStat` of ``(layer, metric)`` values per input type."""
+        return [self._stats]
 
     def metric_names(self) -> list[str]:
         """Metric names in the order of the statistics' last axis."""

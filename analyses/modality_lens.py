@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row
-from hublens.analyses.stats import MeanStat
+from hublens.analysis import Analysis, Query, Row
+from hublens.registry import register_analysis
+from hublens.stats import MeanStat, Stat
 
 _METRICS = ("top1_label", "top1_baseline", "p_label", "p_other_label", "p_label_minus_other")
 
@@ -39,6 +40,7 @@ def word_variant_ids(model: Any, word: str) -> set[int]:
     return ids
 
 
+@register_analysis("modality_lens")
 @dataclass
 class ModalityLens(Analysis):
     """Logit lens at the media positions of one data type, against the item's label.
@@ -94,13 +96,15 @@ class ModalityLens(Analysis):
             positions = model.tokenize([text]).positions(0)
             if not positions:
                 raise ValueError(
-                    f"item {i} of {data.name!r}: {self.media} text {text!r} holds no media "
-                    "marker."
+                    f"item {i} of {data.name!r}: {self.media} text {text!r} holds no media marker."
                 )
             queries.append(Query(text, tuple(positions)))
         self.options.update(
-            media=self.media, label_key=self.label_key, baseline_word=self.baseline_word,
-            final_norm=self.final_norm, seed=self.seed,
+            media=self.media,
+            label_key=self.label_key,
+            baseline_word=self.baseline_word,
+            final_norm=self.final_norm,
+            seed=self.seed,
             match="top-1 id is the first token of the word with/without space, lower/capitalised",
             probability="first token of ' word', averaged over media positions",
         )
@@ -145,6 +149,10 @@ class ModalityLens(Analysis):
             for metric, value in values.items():
                 self._stats[metric].add(value[None])
 
+    def statistics(self) -> list[Stat]:
+        """One :class:`MeanStat` per metric, in a fixed order."""
+        return [self._stats[m] for m in _METRICS]
+
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         """Rows per layer and metric (fractions in [0, 1], probabilities)."""
         rows = []
@@ -155,7 +163,15 @@ class ModalityLens(Analysis):
             mean, low, high = stat.ci()
             for k, layer in enumerate(layers):
                 rows.append(
-                    Row(self.name, layer, metric, self.media, float(mean[k]), float(low[k]),
-                        float(high[k]), stat.n)
+                    Row(
+                        self.name,
+                        layer,
+                        metric,
+                        self.media,
+                        float(mean[k]),
+                        float(low[k]),
+                        float(high[k]),
+                        stat.n,
+                    )
                 )
         return rows

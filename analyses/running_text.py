@@ -41,9 +41,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row, check_max_items
-from hublens.analyses.stats import MeanStat
+from hublens.analysis import Analysis, Query, Row, check_max_items
 from hublens.hooks.lens import LogitLens
+from hublens.registry import register_analysis
+from hublens.stats import MeanStat, Stat
 
 _HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+$")
 _PAREN = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
@@ -207,6 +208,7 @@ def align_words(
     return kept
 
 
+@register_analysis("chinese_running_text")
 @dataclass
 class ChineseRunningText(Analysis):
     """Chinese running text: log p(next Chinese token) vs max log p(English translation).
@@ -281,8 +283,7 @@ class ChineseRunningText(Analysis):
                 "english_target": "first token of ' ' + gloss; max over glosses",
                 "chinese_target": "first token of the word",
                 "examples": [
-                    {"word": w.word, "glosses": list(w.glosses[:5])}
-                    for w in self._targets[0][:5]
+                    {"word": w.word, "glosses": list(w.glosses[:5])} for w in self._targets[0][:5]
                 ],
             }
         )
@@ -320,6 +321,10 @@ class ChineseRunningText(Analysis):
             block = metrics[start : start + n_layers * n_pos].reshape(n_layers, n_pos, 3)
             start += n_layers * n_pos
             self._stat.add(block.transpose(0, 1))  # (pos, layer, 3)
+
+    def statistics(self) -> list[Stat]:
+        """One :class:`MeanStat` of ``(layer, metric)`` values over kept positions."""
+        return [self._stat]
 
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         """One row per (layer, metric); n = number of positions."""

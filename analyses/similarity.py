@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row
-from hublens.analyses.stats import MeanStat, t95
+from hublens.analysis import Analysis, Query, Row
+from hublens.registry import register_analysis
+from hublens.stats import KeyedStat, MeanStat, Stat, SumStat, t95
 
 #: Continuation cues appended after sentence-final punctuation (the authors' code does this).
 DEFAULT_CUES = {"en": " This represents", "zh": "这代表了"}
@@ -38,18 +40,18 @@ def _unit(x: Tensor) -> Tensor:
     return x / norm
 
 
-#: Unit vectors buffered before one (L, d, d) update of ``_PairSums.m_x``: a per-batch
+#: Unit vectors buffered before one (L, d, d) update of ``PairSums.m_x``: a per-batch
 #: rank-B update writes the whole L*d*d matrix for a handful of items (memory-bound); blocks of
 #: this many items make it one efficient batched matmul (buffer: _M_BLOCK * L * d doubles).
 _M_BLOCK = 64
 
 
 @dataclass
-class _PairSums:
+class PairSums(Stat):
     """Running sums for one pair of data types, every layer at once (float64).
 
     ``m_x`` is updated in blocks of :data:`_M_BLOCK` items; call :meth:`flush` before reading it
-    (``finalize``, ``merge`` and :mod:`hublens.distributed` do).
+    (``finalize``, ``merge`` and :meth:`state` do).
     """
 
     n: int = 0
@@ -91,7 +93,7 @@ class _PairSums:
         else:
             self.m_x.baddbmm_(x.transpose(1, 2), x)
 
-    def merge(self, other: _PairSums) -> None:
+    def merge(self, other: PairSums) -> None:
         """Add another shard's sums (data-parallel scans, :mod:`hublens.distributed`)."""
         self.flush()
         other.flush()
@@ -101,7 +103,18 @@ class _PairSums:
                 setattr(self, key, theirs.clone() if mine is None else mine + theirs)
         self.n += other.n
 
+    def state(self) -> dict[str, Any]:
+        """The sums (buffered unit vectors folded into ``m_x`` first)."""
+        self.flush()
+        return super().state()
 
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Replace the sums (drops any buffered vectors)."""
+        self.__dict__.pop("_block", None)
+        super().load_state(state)
+
+
+@register_analysis("similarity")
 @dataclass
 class Similarity(Analysis):
     """Baseline-adjusted cosine similarity per layer between aligned data types, with 95% CIs.
@@ -128,21 +141,17 @@ class Similarity(Analysis):
         self._pass = 0
         self._layers: list[int] = []
 
-    @property
     def n_passes(self) -> int:
-        """Passes over the data this configuration needs."""
+        """Passes over the data this configuration needs (2 when centred or grouped)."""
         return 2 if (self.centered or self.group_by) else 1
 
-    @property
-    def summed_state(self) -> tuple[str, ...]:
-        """Attributes holding additive sums of the current pass.
-
-        :mod:`hublens.distributed` sums them across data-parallel ranks after each pass; the
-        statistics themselves (``_PairSums``, ``MeanStat``) are merged after the last pass.
-        """
-        if self._pass == 0:
-            return ("_type_sum", "_type_count", "_group_sum", "_group_count")
-        return ()
+    def statistics(self) -> list[Stat]:
+        """The pass's statistics: pair sums (one pass), type and group sums, or the means."""
+        if self._pass == 1:
+            return [self._stats]
+        if self.n_passes() == 1:
+            return [self._sums]
+        return [self._type_sums, self._group_sums]
 
     # ---- queries -------------------------------------------------------------------------
     def queries(self, model: Any, data: Any) -> list[Query]:
@@ -206,21 +215,24 @@ class Similarity(Analysis):
         self._pending: dict[str, dict[int, Tensor]] = {t: {} for t in self._type_order}
         self._folded: dict[tuple[str, str], set[int]] = {pair: set() for pair in self._pairs}
         if self._pass == 0:
-            self._sums = {pair: _PairSums() for pair in self._pairs}
-            self._type_sum: dict[str, Tensor] = {}
-            self._type_count: dict[str, int] = {}
-            self._group_sum: dict[tuple[tuple[str, str], str], Tensor] = {}
-            self._group_count: dict[tuple[tuple[str, str], str], int] = {}
+            self._sums: KeyedStat[PairSums] = KeyedStat(PairSums)
+            for pair in self._pairs:
+                self._sums.slot(pair)
+            self._type_sums: KeyedStat[SumStat] = KeyedStat(SumStat)  # per type
+            self._group_sums: KeyedStat[SumStat] = KeyedStat(SumStat)  # per (pair, group)
         else:
             kinds = ["centered_cosine"] if self.centered else []
             if self.group_by is not None:
                 kinds += ["cosine_exact_match", "cosine_same_group", "cosine_different_group"]
-            self._stats = {(pair, kind): MeanStat() for pair in self._pairs for kind in kinds}
+            self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
+            for pair in self._pairs:
+                for kind in kinds:
+                    self._stats.slot((pair, kind))
 
     def next_pass(self) -> None:
         """Switch to the second pass: type means and group sums are complete."""
         self._pass = 1
-        self._means = {t: total / self._type_count[t] for t, total in self._type_sum.items()}
+        self._means = {t: stat.mean() for t, stat in self._type_sums.items()}
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
         """Buffer states until both sides of a pair are seen, then fold them in."""
@@ -229,8 +241,7 @@ class Similarity(Analysis):
             h = state[:, 0, :].double()  # (L, d)
             self._pending[t][item] = h
             if self._pass == 0:
-                self._type_sum[t] = self._type_sum.get(t, 0) + h
-                self._type_count[t] = self._type_count.get(t, 0) + 1
+                self._type_sums.slot(t).add(h)
         for a, b in self._pairs:
             items = [
                 i
@@ -249,14 +260,12 @@ class Similarity(Analysis):
 
     def _fold(self, pair: tuple[str, str], items: list[int], x: Tensor, y: Tensor) -> None:
         if self._pass == 0:
-            if self.n_passes == 1:
+            if self.n_passes() == 1:
                 self._sums[pair].add(_unit(x), _unit(y))
             if self.group_by is not None:
                 uy = _unit(y)
                 for k, i in enumerate(items):
-                    key = (pair, self._groups[i])
-                    self._group_sum[key] = self._group_sum.get(key, 0) + uy[:, k]
-                    self._group_count[key] = self._group_count.get(key, 0) + 1
+                    self._group_sums.slot((pair, self._groups[i])).add(uy[:, k])
             return
         a, b = pair
         if self.centered:
@@ -266,12 +275,13 @@ class Similarity(Analysis):
         if self.centered:
             self._stats[(pair, "centered_cosine")].add(cos)
             return
-        total = sum(v for (p, _), v in self._group_sum.items() if p == pair)
-        n_items = sum(c for (p, _), c in self._group_count.items() if p == pair)  # all ranks
+        groups = [stat for (p, _), stat in self._group_sums.items() if p == pair]
+        total = sum(stat.total for stat in groups)
+        n_items = sum(stat.n for stat in groups)  # all ranks (after the all-reduce)
         same, diff = [], []
         for k, i in enumerate(items):
-            key = (pair, self._groups[i])
-            n_g, s_g = self._group_count[key], self._group_sum[key]
+            group_sum = self._group_sums[(pair, self._groups[i])]
+            n_g, s_g = group_sum.n, group_sum.total
             if n_g > 1:  # mean over the other items j of the same group of cos(x_i, y_j)
                 same.append(((ux[:, k] * s_g).sum(-1) - cos[k]) / (n_g - 1))
             if n_items > n_g:
@@ -288,7 +298,7 @@ class Similarity(Analysis):
         rows: list[Row] = []
         for pair in self._pairs:
             group = f"{pair[0]}-{pair[1]}"
-            if self.n_passes == 1:
+            if self.n_passes() == 1:
                 rows += self._adjusted_rows(self._sums[pair], group, layers)
                 continue
             for (p, kind), stat in self._stats.items():
@@ -301,12 +311,20 @@ class Similarity(Analysis):
     ) -> list[Row]:
         mean, low, high = stat.ci()
         return [
-            Row(self.name, layer, metric, group, float(mean[k]), float(low[k]), float(high[k]),
-                stat.n)
+            Row(
+                self.name,
+                layer,
+                metric,
+                group,
+                float(mean[k]),
+                float(low[k]),
+                float(high[k]),
+                stat.n,
+            )
             for k, layer in enumerate(layers)
         ]
 
-    def _adjusted_rows(self, s: _PairSums, group: str, layers: Sequence[int]) -> list[Row]:
+    def _adjusted_rows(self, s: PairSums, group: str, layers: Sequence[int]) -> list[Row]:
         s.flush()
         n = s.n
         assert s.sum_a is not None and s.sum_a2 is not None and s.sum_ax is not None
@@ -326,10 +344,45 @@ class Similarity(Analysis):
         base = (sum_b - s.sum_a) / (n * (n - 1))
         rows = []
         for k, layer in enumerate(layers):
-            rows.append(Row(self.name, layer, "adjusted_cosine", group, float(mean[k]),
-                            float(mean[k] - half[k]), float(mean[k] + half[k]), n))
-            rows.append(Row(self.name, layer, "cosine", group, float(raw[k]),
-                            float(raw[k] - raw_half[k]), float(raw[k] + raw_half[k]), n))
-            rows.append(Row(self.name, layer, "baseline_cosine", group, float(base[k]),
-                            math.nan, math.nan, n))
+            rows.append(
+                Row(
+                    self.name,
+                    layer,
+                    "adjusted_cosine",
+                    group,
+                    float(mean[k]),
+                    float(mean[k] - half[k]),
+                    float(mean[k] + half[k]),
+                    n,
+                )
+            )
+            rows.append(
+                Row(
+                    self.name,
+                    layer,
+                    "cosine",
+                    group,
+                    float(raw[k]),
+                    float(raw[k] - raw_half[k]),
+                    float(raw[k] + raw_half[k]),
+                    n,
+                )
+            )
+            rows.append(
+                Row(
+                    self.name,
+                    layer,
+                    "baseline_cosine",
+                    group,
+                    float(base[k]),
+                    math.nan,
+                    math.nan,
+                    n,
+                )
+            )
         return rows
+
+
+register_analysis(
+    "similarity_centered", partial(Similarity, name="similarity_centered", centered=True)
+)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hublens.analyses.base import ROW_COLUMNS, Row
+from hublens.analysis import ROW_COLUMNS, Row
 from hublens.atomic import write_text_atomic
 
 if TYPE_CHECKING:

@@ -1,10 +1,11 @@
 """`semantic_hub_scan`: one forward per batch serves every analysis.
 
-The engine collects every analysis's :class:`~hublens.analyses.base.Query` objects, tokenizes
+The engine collects every analysis's :class:`~hublens.analysis.Query` objects, tokenizes
 each distinct text once, sorts texts by length within windows of :data:`SORT_WINDOW` batches
 (less padding, while the inputs an analysis pairs up stay close), and runs right-padded batches
 with capture hooks at the scanned layers. The forward pass stops right after the last scanned
-layer (the unembedding, the largest matmul of a small multilingual model, is never computed).
+layer (:func:`hublens.hooks.forward_until`: the bridge's own ``stop_at_layer``, so the
+unembedding, the largest matmul of a small multilingual model, is never computed).
 Each analysis receives the states of its own queries and keeps streaming statistics only.
 """
 
@@ -20,20 +21,20 @@ import torch
 from tqdm.auto import tqdm
 
 from hublens._version import __version__
-from hublens.analyses.base import Analysis, Query
+from hublens.analysis import Analysis, Query, declares_statistics
 from hublens.data import ParallelData
-from hublens.hooks import ActivationStore, AllPositions, LastToken, capture_hooks, hook_name
+from hublens.hooks import (
+    ActivationStore,
+    AllPositions,
+    LastToken,
+    capture_hooks,
+    forward_until,
+    hook_name,
+)
 from hublens.hooks.names import validate_layers
 from hublens.model import HubModel
+from hublens.registry import default_analyses, resolve_analyses
 from hublens.results import ScanResult
-
-
-class _StopForward(Exception):
-    """Raised by the engine's own hook after the last scanned layer to end the forward pass."""
-
-
-def _stop(x: torch.Tensor, hook: Any) -> None:
-    raise _StopForward
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,11 @@ def collect(
         where = LastToken(batch.lengths) if only_last else AllPositions()
         store = ActivationStore()
         hooks = capture_hooks(model, store, layers=layers, where=where)
-        hooks.append((hook_name(last_layer), _stop))  # after the captures at that layer
-        try:
-            with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-                model(batch.ids, attention_mask=batch.attention_mask)
-        except _StopForward:
-            pass
+        # A MultimodalModel writes its media rows in through hooks of its own.
+        inject = getattr(model, "injection_hooks", None)
+        hooks += inject(batch) if inject is not None else []
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+            forward_until(model, batch.ids, last_layer + 1, attention_mask=batch.attention_mask)
         states = torch.stack([store.tensor(name) for name in names], dim=0).float()
         # states: (layer, batch, d) if only_last else (layer, batch, pos, d)
         per_analysis: dict[int, tuple[list[int], list[torch.Tensor]]] = defaultdict(
@@ -160,7 +160,7 @@ def semantic_hub_scan(
     model: HubModel | str,
     data: ParallelData | str | os.PathLike[str] | list[dict[str, Any]],
     *,
-    analyses: Sequence[Analysis] | None = None,
+    analyses: Sequence[str | Analysis] | None = None,
     layers: int | Iterable[int] | None = None,
     batch_size: int = 8,
     progress: bool = True,
@@ -172,8 +172,9 @@ def semantic_hub_scan(
         model: A HubModel, or a name/path for :func:`hublens.load_model`.
         data: Parallel data: a ParallelData, a .jsonl/.tsv/.csv path, a built-in name
             (``hublens.data.builtin.BUILTIN_DATASETS``) or a list of dicts.
-        analyses: The analyses to run; None picks the defaults for the data
-            (:func:`hublens.analyses.defaults.default_analyses`).
+        analyses: The analyses to run: names (:func:`hublens.registry.analysis_names`, e.g.
+            ``"similarity"``) and Analysis objects (for other options), mixed; None picks the
+            defaults for the data (:func:`hublens.analyses.defaults.default_analyses`).
         layers: Layers to scan (None: all).
         batch_size: Texts per forward pass. Results do not depend on it (right padding).
         progress: Show a progress bar.
@@ -192,32 +193,38 @@ def semantic_hub_scan(
         >>> result = semantic_hub_scan("gemma-3-270m", "multilingual-sentences")  # doctest: +SKIP
         >>> result.table().head()  # doctest: +SKIP
     """
-    from hublens.analyses.defaults import default_analyses
     from hublens.loading import load_model
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: pass a positive integer.")
+    chosen_analyses = resolve_analyses(analyses) if analyses is not None else None
     if not isinstance(model, HubModel):
         model = load_model(model)
     data = ParallelData.load(data)
     chosen = validate_layers(model, layers)
-    analyses = list(analyses) if analyses is not None else default_analyses(data)
-    if not analyses:
+    selected = chosen_analyses if chosen_analyses is not None else default_analyses(data)
+    if not selected:
         raise ValueError("analyses=[]: pass at least one analysis, or None for the defaults.")
-    names = [a.name for a in analyses]
+    names = [a.name for a in selected]
     if len(set(names)) != len(names):
         raise ValueError(f"analyses have duplicate names {names}; give each a distinct name.")
-    query_lists = _query_lists(model, analyses, data)
+    query_lists = _query_lists(model, selected, data)
     full_data, world = data, 1
     if distributed:  # validated on all items above; now each rank takes its shard
         from hublens.distributed import ensure_process_group, reduce_analysis, shard_indices
 
-        for analysis in analyses:
-            if analysis.reads_other_items:
+        for analysis in selected:
+            if analysis.reads_other_items():
                 raise ValueError(
                     f"distributed=True cannot run analysis {analysis.name!r}: its prompts take "
                     "demonstrations from other items, which a shard does not have. Run it "
                     "without distributed=True (or with few_shot=0)."
+                )
+            if not declares_statistics(analysis):
+                raise ValueError(
+                    f"distributed=True cannot run analysis {analysis.name!r} "
+                    f"({type(analysis).__name__}): it declares no statistics() to all-reduce. "
+                    "Implement statistics(), or run it without distributed=True."
                 )
         rank, world = ensure_process_group()
         if len(data) < 2 * world:
@@ -226,39 +233,48 @@ def semantic_hub_scan(
                 f"rank); data {data.name!r} has {len(data)}."
             )
         data = data.select(shard_indices(len(data), rank, world))
-        whole = [dict(a.options) for a in analyses]  # counts of the whole data, not a shard
-        query_lists = _query_lists(model, analyses, data)
-        for analysis, options in zip(analyses, whole, strict=True):
+        whole = [dict(a.options) for a in selected]  # counts of the whole data, not a shard
+        query_lists = _query_lists(model, selected, data)
+        for analysis, options in zip(selected, whole, strict=True):
             analysis.options.update(options)
         progress = progress and rank == 0
-    n_passes = max(getattr(a, "n_passes", 1) for a in analyses)
+    passes = [a.n_passes() for a in selected]
+    n_passes = max(passes)
     for p in range(n_passes):
-        active = [k for k, a in enumerate(analyses) if getattr(a, "n_passes", 1) > p]
+        active = [k for k in range(len(selected)) if passes[k] > p]
         collect(
-            model, [analyses[k] for k in active], [query_lists[k] for k in active],
-            layers=chosen, batch_size=batch_size, progress=progress,
+            model,
+            [selected[k] for k in active],
+            [query_lists[k] for k in active],
+            layers=chosen,
+            batch_size=batch_size,
+            progress=progress,
             desc=f"scan {data.name}" + (f" (pass {p + 1}/{n_passes})" if n_passes > 1 else ""),
         )
         for k in active:
             if distributed:  # a collective: the same analyses in the same order on every rank
-                reduce_analysis(analyses[k], final=p + 1 == getattr(analyses[k], "n_passes", 1))
-            if p + 1 < analyses[k].n_passes:
-                analyses[k].next_pass()
-    rows = [row for analysis in analyses for row in analysis.finalize(chosen)]
+                reduce_analysis(selected[k])
+            if p + 1 < passes[k]:
+                selected[k].next_pass()
+    rows = [row for analysis in selected for row in analysis.finalize(chosen)]
     provenance = {
         "model": model.provenance.to_dict(),
         "prepend_bos": model.prepend_bos,
         "dominant_language": model.dominant_language,
-        "data": {"name": full_data.name, "hash": full_data.content_hash(),
-                 "n_items": len(full_data), "types": list(full_data.types)},
+        "data": {
+            "name": full_data.name,
+            "hash": full_data.content_hash(),
+            "n_items": len(full_data),
+            "types": list(full_data.types),
+        },
         "layers": chosen,
         "batch_size": batch_size,
         "hublens": __version__,
     }
     if distributed:
         provenance["world_size"] = world
-    options = {a.name: dict(a.options) for a in analyses}
+    options = {a.name: dict(a.options) for a in selected}
     examples = {
-        a.name: [q.text for q in qs[:3]] for a, qs in zip(analyses, query_lists, strict=True)
+        a.name: [q.text for q in qs[:3]] for a, qs in zip(selected, query_lists, strict=True)
     }
     return ScanResult(rows, provenance, options, examples)

@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from hublens import semantic_hub_scan
-from hublens.analyses.language import LanguageProbability
-from hublens.analyses.lens_probes import ArithmeticProbe, TranslationLens
-from hublens.analyses.similarity import Similarity
+from hublens.analyses import ArithmeticProbe, LanguageProbability, Similarity, TranslationLens
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from tests.helpers.tolerance import reference_lens_atol

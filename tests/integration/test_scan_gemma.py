@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hublens import semantic_hub_scan
-from hublens.analyses.similarity import Similarity
+from hublens.analyses import Similarity
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 
@@ -25,7 +25,7 @@ def test_adjusted_similarity_is_positive_in_middle_layers_and_batch_invariant(ge
         )
         for b in (1, 7)
     ]
-    for a, b in zip(runs[0].rows, runs[1].rows):
+    for a, b in zip(runs[0].rows, runs[1].rows, strict=True):
         assert (a.analysis, a.layer, a.metric, a.group) == (b.analysis, b.layer, b.metric, b.group)
         assert abs(a.mean - b.mean) < 1e-4
     adjusted = {r.layer: r for r in runs[0].select("similarity", "adjusted_cosine")}

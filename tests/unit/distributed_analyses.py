@@ -8,10 +8,9 @@ from typing import Any
 
 import torch
 
-from hublens.analyses.base import Analysis, Query, Row
-from hublens.analyses.lens_probes import TranslationLens
-from hublens.analyses.similarity import Similarity
-from hublens.analyses.stats import MeanStat
+from hublens.analyses import Similarity, TranslationLens
+from hublens.analysis import Analysis, Query, Row
+from hublens.stats import KeyedStat, MeanStat, Stat
 
 RECORDS = [
     {"en": "The cat sleeps on the mat.", "zh": "猫在温暖的垫子上睡觉。", "fr": "Le chat dort."},
@@ -36,26 +35,33 @@ def records() -> list[dict[str, Any]]:
 
 @dataclass
 class GroupNorm(Analysis):
-    """Mean norm of the last-token state per meta group; MeanStats created lazily per group."""
+    """Mean norm of the last-token state per meta group; MeanStats created lazily per group.
+
+    Written against the public contract only (:class:`KeyedStat` + ``statistics()``), as a
+    user's own analysis would be.
+    """
 
     name: str = "group_norm"
 
     def queries(self, model: Any, data: Any) -> list[Query]:
         self._groups = [str(g) for g in data.meta_column("group")]
-        self._stats: dict[str, MeanStat] = {}
+        self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
         return [Query(text) for text in data.column("en")]
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
-        self._stats = {}
+        self._stats = KeyedStat(MeanStat)
+
+    def statistics(self) -> list[Stat]:
+        return [self._stats]
 
     def update(self, indices: Sequence[int], states: Sequence[torch.Tensor]) -> None:
         for index, state in zip(indices, states, strict=True):
             group = self._groups[index]
-            self._stats.setdefault(group, MeanStat()).add(state[:, 0].norm(dim=-1)[None])
+            self._stats.slot(group).add(state[:, 0].norm(dim=-1)[None])
 
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         rows = []
-        for group, stat in sorted(self._stats.items()):
+        for group, stat in sorted(self._stats.items(), key=lambda kv: kv[0]):
             mean, low, high = stat.ci()
             rows += [
                 Row(self.name, layer, "norm", group, float(mean[k]), float(low[k]),

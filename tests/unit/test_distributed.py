@@ -15,19 +15,12 @@ import torch
 
 import hublens
 from hublens import semantic_hub_scan
-from hublens.analyses.similarity import _PairSums
-from hublens.analyses.stats import MeanStat
+from hublens.analyses import PairSums
 from hublens.data import ParallelData
-from hublens.distributed import (
-    analysis_state,
-    decode_state,
-    encode_state,
-    load_state,
-    merge_states,
-    shard_indices,
-)
+from hublens.distributed import decode_states, encode_states, fold_states_, shard_indices
 from hublens.hooks import attached_hooks
 from hublens.scan import _query_lists, collect
+from hublens.stats import KeyedStat, MeanStat, SumStat
 from tests.conftest import build_tiny
 from tests.unit.distributed_analyses import make_analyses, records
 
@@ -62,29 +55,31 @@ def test_meanstat_merge_matches_numpy_over_all_values():
         stat = MeanStat()
         stat.add(torch.from_numpy(shard))
         stats.append(stat)
-    merged = merge_states([{"s": s} for s in stats])["s"]
+    merged = MeanStat()
+    fold_states_([merged], [[s.state()] for s in stats])
     assert merged.n == 37
     np.testing.assert_allclose(merged.mean.numpy(), values.mean(0), rtol=1e-12)
     np.testing.assert_allclose((merged.m2 / 36).numpy(), values.var(0, ddof=1), rtol=1e-12)
 
 
 def test_state_round_trips_without_pickle():
-    sums = _PairSums()
-    sums.add(torch.randn(2, 3, 4), torch.randn(2, 3, 4))
-    stat = MeanStat()
-    stat.add(torch.randn(5, 2))
-    state = {
-        "_sums": {("en", "zh"): sums},
-        "_stats": {"a": stat, "empty": MeanStat()},
-        "_group_sum": {(("en", "zh"), "7"): torch.ones(2, 4)},
-        "_type_count": {"en": 3},
-    }
-    back = decode_state(encode_state(state))
-    assert back["_type_count"] == {"en": 3}
-    assert torch.equal(back["_group_sum"][(("en", "zh"), "7")], torch.ones(2, 4))
-    assert back["_sums"][("en", "zh")].n == 3
-    assert torch.equal(back["_sums"][("en", "zh")].m_x, sums.m_x)
-    assert torch.equal(back["_stats"]["a"].m2, stat.m2) and back["_stats"]["empty"].n == 0
+    sums = KeyedStat(PairSums)
+    sums.slot(("en", "zh")).add(torch.randn(2, 3, 4), torch.randn(2, 3, 4))
+    stats = KeyedStat(MeanStat)
+    stats.slot("a").add(torch.randn(5, 2))
+    stats.slot("empty")
+    groups = KeyedStat(SumStat)
+    groups.slot((("en", "zh"), "7")).add(torch.ones(2, 4), count=3)
+    payload = encode_states([sums.state(), stats.state(), groups.state()])
+    assert b"pickle" not in payload and payload[8:9] == b"["  # JSON structure, then tensors
+    back = [s.empty() for s in (sums, stats, groups)]
+    for stat, state in zip(back, decode_states(payload), strict=True):
+        stat.load_state(state)
+    assert back[0][("en", "zh")].n == 3
+    assert torch.equal(back[0][("en", "zh")].m_x, sums[("en", "zh")].m_x)
+    assert torch.equal(back[1]["a"].m2, stats["a"].m2) and back[1]["empty"].n == 0
+    assert list(back[2]) == [(("en", "zh"), "7")] and back[2][(("en", "zh"), "7")].n == 3
+    assert torch.equal(back[2][(("en", "zh"), "7")].total, torch.ones(2, 4))
 
 
 def test_two_shards_merged_in_process_equal_one_pass(folder_model):
@@ -98,17 +93,18 @@ def test_two_shards_merged_in_process_equal_one_pass(folder_model):
     layers = list(range(model.n_layers))
     for p in range(2):
         for analyses, queries in zip(per_rank, query_lists, strict=True):
-            active = [k for k, a in enumerate(analyses) if a.n_passes > p]
+            active = [k for k, a in enumerate(analyses) if a.n_passes() > p]
             collect(model, [analyses[k] for k in active], [queries[k] for k in active],
                     layers=layers, batch_size=4, progress=False)
         for k, analysis in enumerate(per_rank[0]):
-            if analysis.n_passes <= p:
+            if analysis.n_passes() <= p:
                 continue
-            final = p + 1 == analysis.n_passes
-            merged = merge_states([analysis_state(r[k], final=final) for r in per_rank])
+            # what all_reduce_stats does after its all-gather, through the wire format
+            sent = [decode_states(encode_states([s.state() for s in r[k].statistics()]))
+                    for r in per_rank]
             for r in per_rank:
-                load_state(r[k], merged)
-                if not final:
+                fold_states_(r[k].statistics(), sent)
+                if p + 1 < analysis.n_passes():
                     r[k].next_pass()
     rows = [row for analysis in per_rank[1] for row in analysis.finalize(layers)]
     got = pd.DataFrame([r.__dict__ for r in rows])
@@ -168,7 +164,7 @@ def test_distributed_without_torchrun_says_how(folder_model, monkeypatch):
 
 
 def test_few_shot_prompts_are_refused_in_distributed_mode(folder_model):
-    from hublens.analyses.lens_probes import TranslationLens
+    from hublens.analyses import TranslationLens
 
     _, model = folder_model
     with pytest.raises(ValueError, match="demonstrations from other items"):
@@ -184,19 +180,29 @@ def test_shard_indices_cover_items_once():
         shard_indices(5, 2, 2)
 
 
-def test_multi_pass_analysis_without_summed_state_is_refused():
-    class TwoPass:
-        name = "two"
-        n_passes = 2
+def test_analysis_without_statistics_is_refused_before_any_forward(folder_model, monkeypatch):
+    from tests.unit.distributed_analyses import GroupNorm
 
-    with pytest.raises(ValueError, match="summed_state"):
-        analysis_state(TwoPass(), final=False)
+    class Undeclared(GroupNorm):
+        statistics = GroupNorm.__mro__[1].statistics  # the contract's default: none declared
+
+        def update(self, indices, states):  # pragma: no cover - must never run
+            raise AssertionError("a forward pass ran")
+
+    _, model = folder_model
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="declares no statistics"):
+        semantic_hub_scan(model, _data(), analyses=[Undeclared()], progress=False,
+                          distributed=True)
+    assert attached_hooks(model) == []
 
 
 def test_pair_sums_blocked_second_moment_equals_one_einsum():
     x = torch.nn.functional.normalize(torch.randn(3, 150, 5, dtype=torch.float64), dim=-1)
     y = torch.nn.functional.normalize(torch.randn(3, 150, 5, dtype=torch.float64), dim=-1)
-    sums = _PairSums()
+    sums = PairSums()
     for start in range(0, 150, 7):  # crosses the 64-item block boundary twice
         sums.add(x[:, start : start + 7], y[:, start : start + 7])
     sums.flush()

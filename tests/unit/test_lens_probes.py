@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hublens import semantic_hub_scan
-from hublens.analyses.lens_probes import (
+from hublens.analyses import (
     ArithmeticProbe,
     CodeArgsProbe,
     CodeListProbe,

@@ -1,0 +1,330 @@
+"""The base of the logit-lens probes: query planning, one batched readout, streaming stats.
+
+Every probe builds one prompt per item (or per name occurrence), reads the residual stream at
+the prompt's last token at every scanned layer through the logit lens, and compares the
+log-probabilities of a few *target words* (see :mod:`hublens.analyses.tokens` for the
+word-to-token policy, recorded in ``options["token_policy"]``).
+
+Items whose compared targets resolve to the same token ids (policy ``"first"``: the same first
+token, e.g. French "radio" and English "radio"; ``"prefix_sum"``: the same id set) make the
+comparison meaningless: they are skipped and counted in ``options["skipped_items"]`` (with the
+reasons in ``options["skip_reasons"]``), never silently. A target word that yields no token at
+all raises a ValueError.
+
+The engine (:func:`hublens.scan.semantic_hub_scan`) calls :meth:`~LensProbe.queries`, then
+:meth:`~LensProbe.setup`, then :meth:`~LensProbe.update` per batch, then
+:meth:`~LensProbe.finalize`. Each update reads all layers x queries of the batch in ONE
+:meth:`LogitLens.readout` call. Statistics are streaming (:class:`MeanStat`, per group, over a
+``(metric, layer)`` vector): nothing per item is kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from hublens.analyses.tokens import check_token_policy, target_token_ids
+from hublens.analysis import Analysis, Query, Row, check_max_items
+from hublens.data import ParallelData
+from hublens.hooks import LogitLens
+from hublens.stats import KeyedStat, MeanStat, Stat
+
+__all__ = ["LensProbe", "Request", "Target", "as_data", "require_meta"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A word read at a query's last position, and whether a space precedes it there."""
+
+    word: str
+    leading_space: bool
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a subclass asks for one query: the prompt, its targets, groups, which must differ."""
+
+    text: str
+    targets: tuple[Target, ...]
+    groups: tuple[str, ...]
+    distinct: tuple[int, ...] | None = None  # target slots compared (None: all)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A resolved query: the prompt, one id set per target slot, its groups."""
+
+    text: str
+    targets: tuple[tuple[int, ...], ...]
+    groups: tuple[str, ...]
+
+
+@dataclass(kw_only=True)
+class LensProbe(Analysis):
+    """Base of the logit-lens probes: token policy, query planning, streaming statistics.
+
+    Subclasses list their requests in :meth:`_requests` and turn the per-target log-probs into
+    metrics in :meth:`_metric_values`; everything else (token ids, skipping, the one batched
+    readout per update, confidence intervals, rows) lives here.
+
+    Attributes:
+        token_policy: ``"first"`` or ``"prefix_sum"`` (see the module docstring).
+        final_norm: Apply the model's final norm before unembedding (Wendler et al.; default)
+            or read raw residuals (the semantic hub paper's authors).
+        max_items: Use at most the first ``max_items`` items of the data (None: all).
+    """
+
+    token_policy: str = "first"
+    final_norm: bool = True
+    max_items: int | None = None
+
+    #: Data types the probe reads.
+    required_types: ClassVar[tuple[str, ...]] = ()
+    #: Metric names, in the order of :meth:`_metric_values`.
+    metrics: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        check_token_policy(self.token_policy)
+        if not isinstance(self.final_norm, bool):
+            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
+        check_max_items(self.max_items)
+        self.options.update(
+            token_policy=self.token_policy, final_norm=self.final_norm, max_items=self.max_items
+        )
+        self._plans: list[_Plan] = []
+        self._lens: LogitLens | None = None
+        self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
+        self._n_layers: int | None = None
+
+    # -- subclass hooks ---------------------------------------------------------------------
+
+    def n_targets(self) -> int:
+        """Number of target slots per query (the length of every request's ``targets``)."""
+        raise NotImplementedError
+
+    def _requests(self, model: Any, data: ParallelData, n_items: int) -> list[Request | str]:
+        """One request per query, or a skip reason (a string) for what cannot be read."""
+        raise NotImplementedError
+
+    def _metric_values(self, logp: Tensor) -> Tensor:
+        """``(query, layer, target)`` log-probs -> ``(query, metric, layer)`` values."""
+        raise NotImplementedError
+
+    # -- the Analysis contract --------------------------------------------------------------
+
+    def queries(self, model: Any, data: Any) -> Sequence[Query]:
+        """Build one prompt per item (or occurrence) and resolve every target's token ids.
+
+        Args:
+            model: The HubModel.
+            data: A ParallelData (or anything ``ParallelData.load`` accepts) with the probe's
+                required types.
+
+        Returns:
+            One ``Query(text, "last")`` per readable item, in item order.
+
+        Raises:
+            ValueError: Empty data, a missing type or meta field, a word with no token, or no
+                readable item left after skipping.
+        """
+        data = as_data(data)
+        missing = [t for t in self.required_types if t not in data.types]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} needs data type(s) {missing} but data {data.name!r} has "
+                f"{list(data.types)}; pass data with those columns (e.g. the built-in "
+                f"{self._builtin_hint()!r})."
+            )
+        n_items = len(data) if self.max_items is None else min(self.max_items, len(data))
+        cache: dict[tuple[str, bool], tuple[int, ...]] = {}
+        plans: list[_Plan] = []
+        reasons: Counter[str] = Counter()
+        for request in self._requests(model, data, n_items):
+            if isinstance(request, str):
+                reasons[request] += 1
+                continue
+            ids = []
+            for target in request.targets:
+                key = (target.word, target.leading_space)
+                if key not in cache:
+                    cache[key] = target_token_ids(
+                        model, target.word, leading_space=target.leading_space,
+                        policy=self.token_policy,
+                    )  # fmt: skip
+                ids.append(cache[key])
+            slots = request.distinct if request.distinct is not None else range(len(ids))
+            compared = [ids[s] for s in slots]
+            if len(set(compared)) < len(compared):
+                reasons["shared_token" if self.token_policy == "first" else "same_prefix_set"] += 1
+                continue
+            plans.append(_Plan(request.text, tuple(ids), request.groups))
+        self.options.update(
+            n_items=n_items,
+            n_queries=len(plans),
+            skipped_items=sum(reasons.values()),
+            skip_reasons=dict(sorted(reasons.items())),
+        )
+        if not plans:
+            raise ValueError(
+                f"{type(self).__name__}: none of the {n_items} items of data {data.name!r} can be "
+                f"read (skipped: {dict(reasons)}); check the data, or try another token_policy."
+            )
+        self._plans = plans
+        self._stats = KeyedStat(MeanStat)
+        return [Query(plan.text, "last") for plan in plans]
+
+    def setup(self, model: Any, layers: Sequence[int]) -> None:
+        """Build the logit lens and reset the statistics.
+
+        Args:
+            model: The HubModel.
+            layers: The scanned layers (``states`` rows arrive in this order).
+        """
+        if not layers:
+            raise ValueError("layers=[]: scan at least one layer.")
+        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
+        self._n_layers = len(layers)
+        self._stats = KeyedStat(MeanStat)
+
+    @torch.no_grad()
+    def update(
+        self, indices: Sequence[int], states: Sequence[Float[Tensor, "layer n_pos d_model"]]
+    ) -> None:
+        """Read the batch's last-token states at every layer in one lens call; add metrics.
+
+        Args:
+            indices: Query indices (into :meth:`queries`' list).
+            states: ``states[k]``: ``(layer, n_pos, d_model)`` states of query ``indices[k]``;
+                the last position is read.
+
+        Raises:
+            RuntimeError: Called before :meth:`queries`.
+            ValueError: Mismatched lengths, unknown indices, or a layer count that differs
+                from :meth:`setup`'s.
+        """
+        if self._lens is None or not self._plans:
+            raise RuntimeError(
+                f"{self.name}: call queries(model, data) and setup() before update()."
+            )
+        if len(indices) != len(states):
+            raise ValueError(
+                f"update() got {len(indices)} indices but {len(states)} states; pass one state "
+                "tensor per query index."
+            )
+        if not indices:
+            return
+        for i in indices:
+            if not 0 <= int(i) < len(self._plans):
+                raise ValueError(
+                    f"update(): query index {i} out of range; queries() listed {len(self._plans)}."
+                )
+        h = torch.stack([s[:, -1, :] for s in states]).float()  # (query, layer, d_model)
+        n_q, n_layers = h.shape[0], h.shape[1]
+        if self._n_layers is not None and n_layers != self._n_layers:
+            raise ValueError(
+                f"update(): states have {n_layers} layers but setup() was given "
+                f"{self._n_layers}; pass one row per scanned layer."
+            )
+        plans = [self._plans[int(i)] for i in indices]
+        width = max(sum(len(ids) for ids in plan.targets) for plan in plans)
+        ids = torch.zeros((n_q, width), dtype=torch.long)
+        owner = torch.full((n_q, width), -1, dtype=torch.long)
+        for row, plan in enumerate(plans):
+            flat = [(slot, i) for slot, slot_ids in enumerate(plan.targets) for i in slot_ids]
+            ids[row] = flat[0][1]  # padding repeats a real id; its column is masked out
+            ids[row, : len(flat)] = torch.tensor([i for _, i in flat])
+            owner[row, : len(flat)] = torch.tensor([slot for slot, _ in flat])
+        device = self._lens.weight.device
+        ids, owner = ids.to(device), owner.to(device)
+        readout = self._lens.readout(h, ids[:, None, :].expand(n_q, n_layers, width))
+        assert readout.target_logprobs is not None
+        per_column = readout.target_logprobs  # (query, layer, width)
+        logp = torch.stack(
+            [
+                per_column.masked_fill((owner != slot)[:, None, :], -torch.inf).logsumexp(-1)
+                for slot in range(self.n_targets())
+            ],
+            dim=-1,
+        ).cpu()  # (query, layer, target): log of the summed probability of each slot's ids
+        values = self._metric_values(logp)  # (query, metric, layer)
+        for group in dict.fromkeys(g for plan in plans for g in plan.groups):
+            rows = [k for k, plan in enumerate(plans) if group in plan.groups]
+            self._stats.slot(group).add(values[rows])
+
+    def finalize(self, layers: Sequence[int]) -> list[Row]:
+        """Rows ``(analysis, layer, metric, group, mean, ci_low, ci_high, n)``, 95% t-intervals.
+
+        Args:
+            layers: The scanned layers, in the order the states had them.
+
+        Raises:
+            RuntimeError: No update was made.
+            ValueError: ``layers`` does not match the states' layer count.
+        """
+        if not self._stats:
+            raise RuntimeError(
+                f"{self.name}: no statistics; run queries(), setup() and update() first."
+            )
+        rows = []
+        order = list(dict.fromkeys(g for plan in self._plans for g in plan.groups))
+        for group in [g for g in order if g in self._stats]:
+            stat = self._stats[group]
+            mean, low, high = stat.ci()
+            if mean.shape[1] != len(layers):
+                raise ValueError(
+                    f"finalize(layers={list(layers)}): the states had {mean.shape[1]} layers; "
+                    "pass the scanned layers."
+                )
+            for m, metric in enumerate(self.metrics):
+                for j, layer in enumerate(layers):
+                    rows.append(
+                        Row(
+                            analysis=self.name,
+                            layer=int(layer),
+                            metric=metric,
+                            group=group,
+                            mean=float(mean[m, j]),
+                            ci_low=float(low[m, j]),
+                            ci_high=float(high[m, j]),
+                            n=stat.n,
+                        )
+                    )
+        return rows
+
+    def statistics(self) -> list[Stat]:
+        """One keyed statistic: a :class:`MeanStat` of ``(metric, layer)`` values per group."""
+        return [self._stats]
+
+    def _builtin_hint(self) -> str:
+        return "multilingual-words"
+
+
+def as_data(data: Any) -> ParallelData:
+    """``data`` as a ParallelData (loaded if needed); empty data is refused with a hint."""
+    if isinstance(data, ParallelData):
+        return data
+    if data is None or (isinstance(data, (list, tuple, str)) and len(data) == 0):
+        raise ValueError(
+            f"data={data!r} is empty: pass a ParallelData (e.g. "
+            "hublens.data.builtin.load_builtin('multilingual-words'))."
+        )
+    return ParallelData.load(data)
+
+
+def require_meta(data: ParallelData, index: int, keys: Sequence[str]) -> Mapping[str, Any]:
+    """Item ``index``'s meta, after checking it holds ``keys`` (ValueError naming the fix)."""
+    meta = data.meta[index]
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise ValueError(
+            f"item {index} ({data.ids[index]!r}) of data {data.name!r} lacks meta field(s) "
+            f"{missing}; available: {sorted(meta) or 'none'}. Use the matching built-in data set "
+            "or add those fields."
+        )
+    return meta

@@ -1,0 +1,112 @@
+"""Word-to-token policies of the logit-lens probes: which vocabulary ids stand for a word.
+
+* ``"first"`` (the paper's): the word's first token, with the leading space made explicit per
+  probe (a word right after an opening quote, a numeral after ``+``, or an argument right
+  after ``(`` is read without a space; a number word, a role word, or an argument after
+  ``", "`` with one), through :meth:`HubModel.word_token_ids`.
+* ``"prefix_sum"`` (Wendler et al., 2024): the summed probability of every vocabulary id whose
+  decoded text, stripped of one leading space (the tokenizer's space marker), is a non-empty
+  prefix of the word; the id sets are computed once per word. The log of the sum is reported.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+__all__ = ["TOKEN_POLICIES", "check_token_policy", "prefix_token_ids", "target_token_ids"]
+
+#: The word-to-token policies.
+TOKEN_POLICIES: tuple[str, ...] = ("first", "prefix_sum")
+
+# tokenizer -> (vocabulary size indexed, {decoded text stripped of one leading space: ids})
+_PREFIX_INDEX: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, list[int]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _prefix_index(model: Any) -> dict[str, list[int]]:
+    """Decoded vocabulary, grouped by text without its leading space (cached per tokenizer)."""
+    tokenizer = model.tokenizer
+    size = min(len(tokenizer), int(model.d_vocab))
+    cached = _PREFIX_INDEX.get(tokenizer)
+    if cached is not None and cached[0] == size:
+        return cached[1]
+    special = set(tokenizer.all_special_ids)
+    texts = tokenizer.batch_decode([[i] for i in range(size)])
+    index: dict[str, list[int]] = {}
+    for token_id, text in enumerate(texts):
+        if token_id in special:
+            continue
+        stripped = text[1:] if text.startswith(" ") else text
+        if stripped:
+            index.setdefault(stripped, []).append(token_id)
+    _PREFIX_INDEX[tokenizer] = (size, index)
+    return index
+
+
+def prefix_token_ids(model: Any, word: str) -> tuple[int, ...]:
+    """Ids of every vocabulary entry whose decoded text is a non-empty prefix of ``word``.
+
+    The decoded text of each id is stripped of one leading space (the tokenizer's space marker)
+    first, so ``"▁flo"`` and ``"flo"`` both count for ``"flower"`` (Wendler et al., 2024).
+    Special tokens never count.
+
+    Args:
+        model: A HubModel (its tokenizer and ``d_vocab`` are used).
+        word: The word, non-empty.
+
+    Returns:
+        The sorted ids (possibly empty).
+
+    Raises:
+        ValueError: ``word`` is empty.
+    """
+    if not word:
+        raise ValueError("word='': pass a non-empty word.")
+    index = _prefix_index(model)
+    ids: set[int] = set()
+    for stop in range(1, len(word) + 1):
+        ids.update(index.get(word[:stop], ()))
+    return tuple(sorted(ids))
+
+
+def target_token_ids(
+    model: Any, word: str, *, leading_space: bool, policy: str = "first"
+) -> tuple[int, ...]:
+    """The vocabulary ids whose probability stands for ``word`` under a token policy.
+
+    Args:
+        model: A HubModel.
+        word: The word, without surrounding whitespace.
+        leading_space: Whether the word follows a space where it is read (policy ``"first"``
+            only: ``"prefix_sum"`` strips the space marker and so covers both forms).
+        policy: ``"first"`` (the first token) or ``"prefix_sum"`` (every prefix token).
+
+    Returns:
+        One id for ``"first"``, the prefix ids for ``"prefix_sum"``.
+
+    Raises:
+        ValueError: Unknown policy, or the word yields no token.
+    """
+    check_token_policy(policy)
+    if policy == "first":
+        ids = tuple(model.word_token_ids(word, leading_space=leading_space)[:1])
+    else:
+        if not word or word != word.strip():
+            raise ValueError(f"word={word!r}: pass the bare word without surrounding whitespace.")
+        ids = prefix_token_ids(model, word)
+    if not ids:
+        raise ValueError(
+            f"word={word!r} yields no token under token_policy={policy!r}; fix or drop the word "
+            "(or try the other policy)."
+        )
+    return ids
+
+
+def check_token_policy(policy: str) -> None:
+    """Raise a ValueError naming the valid policies unless ``policy`` is one of them."""
+    if policy not in TOKEN_POLICIES:
+        raise ValueError(
+            f"token_policy={policy!r}: choose one of {', '.join(map(repr, TOKEN_POLICIES))}."
+        )
