@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+
 import jaxtyping
+import numpy as np
 import pytest
 import torch
 
@@ -133,6 +136,22 @@ def test_layer_validation(tiny_llama):
         capture_hooks(model, ActivationStore(), layers=[model.n_layers])
     with pytest.raises(TypeError, match="layers contains"):
         validate_layers(model, [True])
+
+
+def test_layer_validation_takes_numpy_integers_and_refuses_floats(tiny_llama):
+    model, _ = tiny_llama
+    n = model.n_layers
+    assert validate_layers(model, np.int64(1)) == [1]
+    assert validate_layers(model, [np.int32(0), np.int64(-1)]) == [0, n - 1]
+    assert validate_layers(model, np.arange(n)) == list(range(n))
+    # The test run type-checks arguments first (beartype names the parameter); the function's
+    # own check, which users without beartype meet, is the unwrapped one.
+    own = inspect.unwrap(validate_layers)
+    for bad in ([1.0], [np.float64(2.0)], [np.bool_(True)], np.array([0.5]), 1.0, "1"):
+        with pytest.raises(TypeError, match="layers"):
+            validate_layers(model, bad)
+        with pytest.raises(TypeError, match="layers.*ints in"):
+            own(model, bad)
 
 
 def test_jaxtyping_shapes_are_checked_at_run_time():
