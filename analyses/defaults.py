@@ -31,7 +31,7 @@ def default_analyses(data: Any) -> list[Analysis]:
     """The paper's analyses for a built-in data set; similarity for a user's own data.
 
     Args:
-        data: The ParallelData (its ``name`` selects the built-in defaults).
+        data: The ParallelData (its ``builtin`` marker selects the built-in defaults).
 
     Returns:
         Fresh analysis objects.
@@ -41,7 +41,7 @@ def default_analyses(data: Any) -> list[Analysis]:
         >>> [a.name for a in default_analyses(load_builtin("arithmetic"))]
         ['similarity', 'similarity_grouped', 'arithmetic_lens']
     """
-    name = getattr(data, "name", "")
+    name = getattr(data, "builtin", None) or ""  # identity set by load_builtin, not a name
     types = tuple(getattr(data, "types", ()))
     if name == "arithmetic":
         return [

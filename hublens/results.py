@@ -168,5 +168,27 @@ class ScanResult:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         self.to_json(out / "result.json")
-        self.table().to_csv(out / "result.csv", index=False)
+        spreadsheet_safe(self.table()).to_csv(out / "result.csv", index=False)
         return write_html(self, out / "report.html")
+
+
+#: First characters that make a spreadsheet read a cell as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose string cells cannot run as spreadsheet formulas.
+
+    A string cell starting with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) gets a
+    leading ``'``, so ``=HYPERLINK(...)`` in an analysis, data or group name stays text when
+    ``result.csv`` is opened in a spreadsheet. Numbers, negative ones included, are untouched.
+    """
+    out = table.copy()
+    for column in out.columns:
+        values = out[column].tolist()
+        if any(isinstance(v, str) and v.startswith(_FORMULA_STARTS) for v in values):
+            out[column] = [
+                "'" + v if isinstance(v, str) and v.startswith(_FORMULA_STARTS) else v
+                for v in values
+            ]
+    return out

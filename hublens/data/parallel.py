@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import random
@@ -78,6 +79,10 @@ class ParallelData:
         ids: One unique identifier per item.
         meta: One JSON-serialisable mapping per item (empty mappings when unused).
         name: A human-readable name of the data set (not part of :meth:`content_hash`).
+        builtin: Which built-in data set this is (``"arithmetic"``, ...), set only by the
+            built-in loaders (``hublens.data.load_builtin``) and kept by :meth:`select`; None
+            for every other data set, whatever its name or file name. Defaults are chosen by
+            it, never by :attr:`name`. Not part of :meth:`content_hash` or equality.
     """
 
     types: tuple[str, ...]
@@ -85,6 +90,7 @@ class ParallelData:
     ids: tuple[str, ...]
     meta: tuple[Mapping[str, Any], ...] = ()
     name: str = "parallel-data"
+    builtin: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         types = tuple(self.types)
@@ -370,6 +376,7 @@ class ParallelData:
             ids=tuple(self.ids[i] for i in chosen),
             meta=tuple(self.meta[i] for i in chosen),
             name=name or self.name,
+            builtin=self.builtin,
         )
 
     def subset(self, n: int, *, seed: int | None = None) -> ParallelData:
@@ -509,7 +516,8 @@ class ParallelData:
             where_types = "argument 'types'"
         _check_types(tuple(types), where=where_types)
         has_ids = [id_field in record for record, _ in located]
-        if any(has_ids) and not all(has_ids):
+        all_ids = all(has_ids)  # once: testing it per record made parsing quadratic
+        if any(has_ids) and not all_ids:
             index = has_ids.index(False)
             raise ParallelDataError(
                 f"{located[index][1]}: missing {id_field!r} while other items have one; "
@@ -526,7 +534,7 @@ class ParallelData:
                     f"{type(meta).__name__}."
                 )
             _check_meta(meta, where=where)
-            if all(has_ids):
+            if all_ids:
                 item_id = record[id_field]
                 if isinstance(item_id, int) and not isinstance(item_id, bool):
                     item_id = str(item_id)
@@ -553,15 +561,18 @@ class ParallelData:
         cls, path: Path, *, delimiter: str, id_field: str, name: str | None
     ) -> ParallelData:
         kind = "TSV" if delimiter == "\t" else "CSV"
-        lines = _read_lines(path)
+        # csv.reader sees the text with its line endings (newline=""), so a quoted field keeps
+        # its newlines and reader.line_num counts physical lines.
+        text = io.StringIO(_read_text(path), newline="")
         if delimiter == "\t":
-            reader = csv.reader((line for _, line in lines), delimiter="\t", quoting=csv.QUOTE_NONE)
+            reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
         else:
-            reader = csv.reader((line for _, line in lines), delimiter=",")
-        rows = []
+            reader = csv.reader(text, delimiter=",")
+        rows, end = [], 0
         try:
-            for row in reader:
-                rows.append((reader.line_num, row))
+            for row in reader:  # a row's number is the physical line it starts on
+                rows.append((end + 1, row))
+                end = reader.line_num
         except csv.Error as exc:
             raise ParallelDataError(
                 f"{path}, line {reader.line_num}: malformed {kind} ({exc}); fix the quoting."
@@ -613,8 +624,16 @@ class ParallelData:
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
+    lines = _NEWLINE.split(_read_text(path))
+    if lines and lines[-1] == "":
+        lines.pop()
+    return list(enumerate(lines, start=1))
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # bytes, decoded: read_text would turn a quoted field's "\r\n" into "\n"
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise ParallelDataError(f"{path}: no such file; check the path.") from exc
     except UnicodeDecodeError as exc:
@@ -623,10 +642,6 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
         ) from exc
     except OSError as exc:
         raise ParallelDataError(f"{path}: cannot read file ({exc}).") from exc
-    lines = _NEWLINE.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return list(enumerate(lines, start=1))
 
 
 def _check_types(types: tuple[str, ...], *, where: str) -> None:

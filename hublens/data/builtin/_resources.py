@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from importlib import resources
 from typing import Any
@@ -41,4 +42,14 @@ def load_packaged_jsonl(filename: str, *, name: str) -> ParallelData:
             located_errors.append(f"{filename}, line {lineno}: {exc.msg}")
     if located_errors:  # pragma: no cover
         raise ParallelDataError("malformed packaged data: " + "; ".join(located_errors))
-    return ParallelData.from_records(records, name=name)
+    return mark_builtin(ParallelData.from_records(records, name=name), name)
+
+
+def mark_builtin(data: ParallelData, key: str) -> ParallelData:
+    """``data`` marked as the built-in data set ``key`` (:attr:`ParallelData.builtin`).
+
+    Only the built-in loaders call this; a user's file with a built-in's name stays unmarked.
+    """
+    marked = copy.copy(data)  # shallow: the validated tuples are shared, nothing re-checked
+    object.__setattr__(marked, "builtin", key)  # frozen dataclass: set once, here
+    return marked

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ..parallel import ParallelData, ParallelDataError
+from ._resources import mark_builtin
 
 TARGETS: tuple[int, ...] = tuple(range(1, 10))
 LIMIT = 100
@@ -104,7 +105,7 @@ def arithmetic_expressions() -> ParallelData:
     data = ParallelData.from_records(list(_arithmetic_records()), name="arithmetic")
     if len(data) != N_ITEMS:  # pragma: no cover - guarded by the tests
         raise ParallelDataError(f"arithmetic generator produced {len(data)} items, not {N_ITEMS}")
-    return data
+    return mark_builtin(data, "arithmetic")
 
 
 @dataclass(frozen=True)

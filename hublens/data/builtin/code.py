@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..parallel import ParallelData, ParallelDataError
+from ._resources import mark_builtin
 
 EXCLUDED_DIRS = frozenset(
     {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}
@@ -354,7 +355,7 @@ def _build(kind: str, name: str, max_items: int, per_file: int, budget: int) -> 
             f"no {name} items found under {stdlib_root()}; the standard library sources "
             "must be installed (some minimal Python images ship only .pyc files)."
         )
-    return ParallelData.from_records(list(records), name=name)
+    return mark_builtin(ParallelData.from_records(list(records), name=name), name)
 
 
 def code_lists(

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..parallel import ParallelData, ParallelDataError
+from ._resources import mark_builtin
 
 NAMES: tuple[str, ...] = (
     "Emma", "Liam", "Olivia", "Noah", "Ava", "Lucas", "Mia", "Oliver", "Sophia", "Ethan",
@@ -182,4 +183,5 @@ def cogs_semantics(n: int = 300, *, seed: int = 0) -> ParallelData:
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ParallelDataError(f"cogs_semantics(): n must be a positive int, got {n!r}.")
-    return ParallelData.from_records(list(_semantics_records(n, seed)), name="semantics")
+    data = ParallelData.from_records(list(_semantics_records(n, seed)), name="semantics")
+    return mark_builtin(data, "semantics")
