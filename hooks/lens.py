@@ -122,10 +122,9 @@ class Lens:
         """Validate ``layer``: one non-negative index, one per ``h[i]``, or None."""
         if layer is None:
             return None
-        if hasattr(layer, "tolist"):  # numpy / torch scalars and arrays
-            layer = layer.tolist()
-        single = not isinstance(layer, Sequence)
-        items = [layer] if single else list(layer)  # type: ignore[list-item]
+        value_or_values: Any = layer.tolist() if hasattr(layer, "tolist") else layer
+        single = not isinstance(value_or_values, Sequence)  # numpy/torch became int or list
+        items: list[Any] = [value_or_values] if single else list(value_or_values)
         n = self.n_layers
         out = []
         for value in items:
@@ -163,7 +162,7 @@ class Lens:
         identity = type(self).transform is Lens.transform
         if isinstance(layers, list):
             per_block = h.reshape(len(layers), -1, d_model)
-            row_layer = torch.tensor(layers).repeat_interleave(per_block.shape[1])
+            row_layer: Tensor | None = torch.tensor(layers).repeat_interleave(per_block.shape[1])
             if identity:
                 x = per_block.reshape(-1, d_model)
             else:
