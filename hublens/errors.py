@@ -21,3 +21,11 @@ class WeightsNotFoundError(HublensError, FileNotFoundError):
 
 class CacheError(HublensError, RuntimeError):
     """A weight-cache entry that is corrupt, truncated or incomplete."""
+
+
+class TextTooLongError(HublensError, ValueError):
+    """A text with more tokens than the model's context or the ``max_tokens`` asked for."""
+
+
+class NoTokensError(HublensError, ValueError):
+    """A text that the model's tokenizer turns into no tokens at all (nothing to read)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -222,30 +223,127 @@ class HubModel:
                 ids = ids[1:]
         return ids
 
-    def tokenize(self, texts: str | list[str]) -> TokenBatch:
+    @property
+    def context_length(self) -> int | None:
+        """Most tokens one text may have: the model's context (``cfg.n_ctx``), or None."""
+        n_ctx = getattr(self.bridge.cfg, "n_ctx", None)
+        return int(n_ctx) if n_ctx else None
+
+    def token_limit(self, max_tokens: int | None = None) -> int | None:
+        """The token limit a text must keep to: ``max_tokens``, else :attr:`context_length`.
+
+        Raises:
+            ValueError: ``max_tokens`` is not a positive int, or exceeds the context.
+        """
+        context = self.context_length
+        if max_tokens is None:
+            return context
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"max_tokens={max_tokens!r}: pass a positive int, or None.")
+        if context is not None and max_tokens > context:
+            raise ValueError(
+                f"max_tokens={max_tokens} exceeds the model's context of {context:,} tokens; "
+                f"pass max_tokens={context} or less (or None for the context)."
+            )
+        return max_tokens
+
+    def encode_rows(
+        self,
+        texts: Sequence[str],
+        *,
+        max_tokens: int | None = None,
+        describe: Callable[[int], str] | None = None,
+    ) -> list[list[int]]:
+        """Token ids of each text with this model's BOS policy, every row checked.
+
+        Texts are encoded in one batched call of the tokenizer (ids equal
+        ``tokenizer.encode(text, add_special_tokens=False)``, BOS prepended when
+        :attr:`prepend_bos`). Afterwards the tokenizer backend's BPE word cache, a memo that
+        would otherwise keep every distinct word seen (up to 10,000), is cleared: the ids, the
+        tokenizer's settings and its cache capacity are unchanged, and memory stays flat over
+        a long scan.
+
+        Args:
+            texts: The texts.
+            max_tokens: Longest row allowed (BOS included); None: the model's context.
+            describe: Names text ``i`` in errors (default ``texts[i]=...``).
+
+        Returns:
+            One list of ids per text.
+
+        Raises:
+            TextTooLongError: A row is longer than the limit (refused, never truncated:
+                truncation would silently change which token is read).
+            NoTokensError: A text tokenizes to nothing (e.g. only characters the tokenizer
+                strips); a row of BOS alone would read the same state for every such text.
+            ValueError: An empty or non-string text, or a bad ``max_tokens``.
+        """
+        from hublens.errors import NoTokensError, TextTooLongError
+
+        limit = self.token_limit(max_tokens)
+
+        def name(i: int) -> str:
+            return describe(i) if describe else f"texts[{i}]={_preview(texts[i])}"
+
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"texts[{i}]={text!r}: every text must be a non-empty string.")
+        encoded: list[list[int]] = self.tokenizer(
+            list(texts), add_special_tokens=False, return_attention_mask=False
+        )["input_ids"]
+        _clear_word_cache(self.tokenizer)
+        bos = [self.tokenizer.bos_token_id] if self.prepend_bos else []
+        rows = []
+        for i, ids in enumerate(encoded):
+            if not ids:
+                raise NoTokensError(
+                    f"{name(i)} has no tokens: the tokenizer of {self.provenance.name!r} keeps "
+                    "none of its characters (e.g. zero-width or control characters only), so "
+                    "there is nothing to read. Fix or drop that text."
+                )
+            row = [*bos, *ids]
+            if limit is not None and len(row) > limit:
+                what = (
+                    f"max_tokens={limit}"
+                    if max_tokens is not None
+                    else f"the model's context of {limit:,} tokens"
+                )
+                raise TextTooLongError(
+                    f"{name(i)} has {len(row):,} tokens (BOS included), more than {what}. "
+                    "hublens refuses it rather than truncating it: shorten or split the text, "
+                    "or drop it"
+                    + (
+                        f"; or pass a larger max_tokens (at most {self.context_length:,})."
+                        if max_tokens is not None and self.context_length
+                        else "; max_tokens cannot exceed the context."
+                    )
+                )
+            rows.append(row)
+        return rows
+
+    def tokenize(self, texts: str | list[str], *, max_tokens: int | None = None) -> TokenBatch:
         """Tokenize texts into a right-padded batch, with this model's BOS policy.
+
+        Every text is checked before anything runs: a batch holds at most
+        ``len(texts) x max_tokens`` tokens (``max_tokens`` defaults to the model's context).
 
         Args:
             texts: One text or a list of texts.
+            max_tokens: Longest row allowed, BOS included (None: :attr:`context_length`).
 
         Returns:
             The batch, on the model's device.
 
         Raises:
             ValueError: ``texts`` is empty or contains an empty string.
+            TextTooLongError: A text has more tokens than the limit.
+            NoTokensError: A text has no tokens at all.
         """
         if isinstance(texts, str):
             texts = [texts]
         if not texts:
             raise ValueError("texts=[]: pass at least one text to tokenize.")
-        rows = []
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text:
-                raise ValueError(f"texts[{i}]={text!r}: every text must be a non-empty string.")
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            if self.prepend_bos:
-                ids = [self.tokenizer.bos_token_id, *ids]
-            rows.append(ids)
+        rows = self.encode_rows(texts, max_tokens=max_tokens)
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         if pad is None:
@@ -259,3 +357,16 @@ class HubModel:
         return TokenBatch(
             ids=ids_t.to(device), attention_mask=mask.to(device), lengths=mask.sum(1).to(device)
         )
+
+
+def _preview(text: str, width: int = 60) -> str:
+    """``repr`` of a text, cut to about ``width`` characters."""
+    return repr(text) if len(text) <= width else repr(text[:width]) + f"... ({len(text):,} chars)"
+
+
+def _clear_word_cache(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Empty the BPE word cache of a fast tokenizer's backend (a memo: ids do not change)."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    clear = getattr(getattr(backend, "model", None), "_clear_cache", None)
+    if callable(clear):
+        clear()

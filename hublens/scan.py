@@ -32,6 +32,7 @@ from hublens.hooks import (
     hook_name,
 )
 from hublens.hooks.names import validate_layers
+from hublens.inputs import check_scan_inputs
 from hublens.model import HubModel
 from hublens.registry import default_analyses, resolve_analyses
 from hublens.results import ScanResult
@@ -165,6 +166,7 @@ def semantic_hub_scan(
     batch_size: int = 8,
     progress: bool = True,
     distributed: bool = False,
+    max_tokens: int | None = None,
 ) -> ScanResult:
     """Measure the semantic hub: per-layer similarity and logit-lens statistics with 95% CIs.
 
@@ -181,6 +183,9 @@ def semantic_hub_scan(
         distributed: Data-parallel under ``torchrun``: each rank scans the items ``rank, rank +
             world, ...`` and the analyses' statistics are reduced across ranks
             (:mod:`hublens.distributed`); every rank returns the single-process result.
+        max_tokens: Longest text allowed, in tokens with BOS (None: the model's context).
+            Every text is checked before the first forward and a longer one is refused
+            (never truncated), so a forward holds at most ``batch_size x max_tokens`` tokens.
 
     Returns:
         The result: ``.table()``, ``.figure(name)``, ``.save(dir)``.
@@ -209,6 +214,7 @@ def semantic_hub_scan(
     if len(set(names)) != len(names):
         raise ValueError(f"analyses have duplicate names {names}; give each a distinct name.")
     query_lists = _query_lists(model, selected, data)
+    check_scan_inputs(model, data, selected, query_lists, max_tokens=max_tokens)
     full_data, world = data, 1
     if distributed:  # validated on all items above; now each rank takes its shard
         from hublens.distributed import ensure_process_group, reduce_analysis, shard_indices
