@@ -8,19 +8,19 @@ context, which removes exactly what it attached on any exit, also after an excep
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from torch import Tensor
 
 from hublens.hooks.names import Site
 from hublens.hooks.positions import Positions, Selector
-from hublens.steering.checks import layer_selection, number
+from hublens.steering.checks import Layers, layer_selection, number
 from hublens.steering.hook import steering_hooks
 from hublens.steering.vectors import SteeringVector
 
 
-def _as_vector(vector: SteeringVector | Tensor, layer: int | None, site: Site | None) -> tuple:
+def _as_vector(vector: SteeringVector | Tensor, layer: Layers | None, site: Site | None) -> tuple:
     if isinstance(vector, SteeringVector):
         return vector.vector, vector.layer if layer is None else layer, site or vector.site
     if not isinstance(vector, Tensor):
@@ -37,7 +37,7 @@ def steering_hook_list(
     vector: SteeringVector | Tensor,
     *,
     scale: float | int = 1.0,
-    layers: int | Iterable[int] | None = None,
+    layers: Layers | None = None,
     where: Selector | None = None,
     mode: Literal["add", "replace"] = "add",
     prompt_len: int | None = None,
@@ -45,7 +45,7 @@ def steering_hook_list(
 ) -> list[tuple[str, Any]]:
     """The ``(hook_name, hook)`` pairs that :func:`steer` attaches (see there for arguments)."""
     scale = number("scale", scale)
-    tensor, chosen, chosen_site = _as_vector(vector, layers, site)  # type: ignore[arg-type]
+    tensor, chosen, chosen_site = _as_vector(vector, layers, site)
     if where is None and tensor.ndim == 2:
         where = Positions(list(range(tensor.shape[0])))  # ActAdd: the first k positions
     return steering_hooks(
@@ -66,7 +66,7 @@ def steer(
     vector: SteeringVector | Tensor,
     *,
     scale: float | int = 1.0,
-    layers: int | Iterable[int] | None = None,
+    layers: Layers | None = None,
     where: Selector | None = None,
     mode: Literal["add", "replace"] = "add",
     prompt_len: int | None = None,

@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, SupportsIndex
 
 import torch
 from torch import Tensor
 
 from hublens.hooks.names import validate_layers
 
+#: A layer selection: one layer or several, Python or numpy integers.
+Layers = SupportsIndex | Iterable[SupportsIndex]
 #: The paper's strength grid: 0 to 3 by 0.5.
 DEFAULT_STRENGTHS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 #: Default seeds.

@@ -16,7 +16,7 @@ each) are left untouched, so cached and uncached greedy generation give the same
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from transformer_lens.hook_points import HookPoint
 
 from hublens.hooks.names import Site, hook_name, validate_layers
 from hublens.hooks.positions import AllPositions, Positions, Selector
-from hublens.steering.checks import check_vector, layer_selection, model_dtype, number
+from hublens.steering.checks import Layers, check_vector, layer_selection, model_dtype, number
 
 
 @dataclass
@@ -152,7 +152,7 @@ def steering_hooks(
     model: Any,
     vector: Shaped[Tensor, "*k d_model"],
     *,
-    layers: int | Iterable[int],
+    layers: Layers,
     scale: float = 1.0,
     where: Selector | None = None,
     mode: Literal["add", "replace"] = "add",
@@ -197,7 +197,7 @@ def row_steering_hooks(
     vectors: Shaped[Tensor, "batch k d_model"],
     positions: Int[Tensor, "*batch k"] | Sequence[int],
     *,
-    layers: int | Iterable[int],
+    layers: Layers,
     prompt_len: int | None = None,
     site: Site = "resid_post",
 ) -> list[tuple[str, SteerHook]]:

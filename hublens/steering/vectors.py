@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, SupportsIndex
 
 import torch
 from jaxtyping import Float, Int
@@ -114,7 +114,7 @@ def actadd_vector(
     positive: str,
     negative: str,
     *,
-    layer: int,
+    layer: SupportsIndex,
     site: Site = "resid_pre",
     normalize: Normalize = None,
 ) -> SteeringVector:
@@ -168,7 +168,7 @@ def unembedding_vector(
     towards: str,
     away: str,
     *,
-    layer: int,
+    layer: SupportsIndex,
     site: Site = "resid_post",
     leading_space: bool = True,
     normalize: Normalize = None,
@@ -229,7 +229,7 @@ def mean_difference_vector(
     prompts_a: Sequence[str],
     prompts_b: Sequence[str],
     *,
-    layer: int,
+    layer: SupportsIndex,
     site: Site = "resid_post",
     normalize: Normalize = None,
     batch_size: int = 16,

@@ -145,6 +145,7 @@ def test_prompt_only_steering_cached_equals_uncached_and_matches_hf(tiny):
     finally:
         handle.remove()
     assert torch.equal(cached, ids)
+    assert not torch.equal(cached, reference.generate(batch.ids, max_new_tokens=6, do_sample=False))
 
 
 def test_prompt_only_leaves_decode_steps_untouched(tiny):

@@ -190,20 +190,21 @@ def test_steer_actadd_touches_only_first_positions_of_its_layer_and_matches_hf(t
 
 def test_generate_under_steering_cached_equals_uncached_equals_hf(tiny):
     model, reference, _ = tiny
-    ids = model.tokenize(TEXT).ids
+    ids = model.tokenize("The cat sleeps").ids  # within the tiny Gemma's sliding window
     vec = actadd_vector(model, "The cat", "flower", layer=1)
-    hooks = steering_hook_list(model, vec, scale=4.0, prompt_len=ids.shape[1])
+    hooks = steering_hook_list(model, vec, scale=40.0, prompt_len=ids.shape[1])
     cached = generate(model, ids, hooks=hooks, max_new_tokens=6, use_past_kv_cache=True)
     uncached = generate(model, ids, hooks=hooks, max_new_tokens=6, use_past_kv_cache=False)
     assert torch.equal(cached, uncached)
     k = vec.vector.shape[0]
-    handle = _hf_add_pre(reference, 1, 4.0 * vec.vector[None], range(k), prompt_len=ids.shape[1])
+    handle = _hf_add_pre(reference, 1, 40.0 * vec.vector[None], range(k), prompt_len=ids.shape[1])
     try:
         expected = _hf_greedy(reference, ids, 6)[:, ids.shape[1] :]
     finally:
         handle.remove()
     assert torch.equal(cached, expected)
     unsteered = generate(model, ids, max_new_tokens=6)
+    assert not torch.equal(cached, unsteered)  # the steering is visible in the tokens
     assert torch.equal(unsteered, _hf_greedy(reference, ids, 6)[:, ids.shape[1] :])
     assert attached_hooks(model) == []
 
@@ -213,7 +214,7 @@ def test_generate_rows_each_row_equals_hf_run_alone(tiny):
     ids = model.tokenize(TEXT).ids
     pos = ids.shape[1]
     torch.manual_seed(3)
-    rows = torch.randn(3, 1, model.d_model) * 4
+    rows = torch.randn(3, 1, model.d_model) * 40
     rows[0] = 0.0  # the unsteered row
     new = generate_rows(
         model, ids[0], rows, [pos - 1], layer=1, site="resid_post", max_new_tokens=5
@@ -225,6 +226,7 @@ def test_generate_rows_each_row_equals_hf_run_alone(tiny):
         finally:
             handle.remove()
         assert torch.equal(new[r : r + 1], expected), r
+    assert not torch.equal(new[1], new[0]) and not torch.equal(new[2], new[0])  # visibly steered
     assert attached_hooks(model) == []
 
 
