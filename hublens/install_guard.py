@@ -56,3 +56,26 @@ def no_package_installs() -> Iterator[None]:
         finally:
             for owner, name, original in reversed(saved):
                 setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Context in which the Hugging Face hub client makes no network request.
+
+    ``huggingface_hub.constants.HF_HUB_OFFLINE`` is read on every call (by
+    ``is_offline_mode()``, which transformers checks to force ``local_files_only``); it is set
+    for the duration and restored after, so a load whose files are local cannot reach the
+    network even when ``HF_HUB_OFFLINE`` is not set in the environment.
+    """
+    with _lock:
+        try:
+            from huggingface_hub import constants
+        except ImportError:  # pragma: no cover - transformers depends on it
+            yield
+            return
+        saved = constants.HF_HUB_OFFLINE
+        constants.HF_HUB_OFFLINE = True
+        try:
+            yield
+        finally:
+            constants.HF_HUB_OFFLINE = saved

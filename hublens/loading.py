@@ -15,9 +15,16 @@ import torch
 
 from hublens._version import __version__
 from hublens.bundled import BUNDLED, DEFAULT_MODEL
-from hublens.cache import cache_root, read_manifest, write_entry
+from hublens.cache import (
+    PICKLE_SUFFIXES,
+    cache_root,
+    check_writable,
+    read_manifest,
+    remove_stale_temporaries,
+    write_entry,
+)
 from hublens.errors import UnknownModelError, WeightsNotFoundError
-from hublens.install_guard import no_package_installs
+from hublens.install_guard import hub_offline, no_package_installs
 from hublens.model import HubModel, Provenance
 
 if TYPE_CHECKING:
@@ -45,6 +52,7 @@ def load_model(
     rebuild_cache: bool = False,
     device_map: str | dict[str, str | int] | None = None,
     n_devices: int | None = None,
+    allow_download: bool = False,
 ) -> HubModel:
     """Load a model as a TransformerLens 4 ``TransformerBridge`` wrapped in a :class:`HubModel`.
 
@@ -66,6 +74,9 @@ def load_model(
             TransformerLens / ``from_pretrained`` (needs ``accelerate``). Replaces ``device``.
         n_devices: Split the model over this many CUDA devices (TransformerLens's
             ``n_devices``, translated to a balanced device map). Replaces ``device``.
+        allow_download: For a Hugging Face name: download its safetensors, config and
+            tokenizer files from the hub if they are not in the local Hugging Face cache.
+            Default False: hublens reads only the local cache and never reaches the network.
 
     Returns:
         The wrapped model, in eval mode.
@@ -126,7 +137,7 @@ def load_model(
         )
     if path.suffix == ".gguf" or name.startswith((".", "/", "~")):
         raise WeightsNotFoundError(f"model={name!r}: no such file or folder. {_SUPPLY_WEIGHTS}")
-    return _load_hub_name(name, **options)
+    return _load_hub_name(name, allow_download=allow_download, **options)
 
 
 def _load_bundled(name: str, *, rebuild_cache: bool, **options: Any) -> HubModel:
@@ -181,11 +192,19 @@ def _cached_gguf(
     add_bos_token: bool | None = None,
     placement: dict[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """Load a dequantised fp32 copy of a GGUF model from the cache, building it if absent."""
+    """Load a dequantised fp32 copy of a GGUF model from the cache, building it if absent.
+
+    Temporary folders of killed builds are removed first; a missing entry is built only after
+    the cache folder proved writable. The entry's cheap checks (manifest, sizes, no pickle
+    file) pass before anything is read, and only safetensors are read.
+    """
+    remove_stale_temporaries(entry.parent)
     if rebuild or not entry.exists():
+        check_writable(entry.parent)  # before the minute of dequantisation, not after
         _build_gguf_entry(entry, locate, meta)
-    # Hash the entry on a second thread while the main one imports and reads (hashlib releases
-    # the GIL). Nothing loaded is returned before the verification has passed.
+    read_manifest(entry, quick=True)
+    # Hash (when the stamps changed) on a second thread while the main one imports and reads
+    # (hashlib releases the GIL). Nothing loaded is returned before the verification passed.
     with ThreadPoolExecutor(max_workers=1) as pool:
         verified = pool.submit(read_manifest, entry)
         try:
@@ -196,6 +215,7 @@ def _cached_gguf(
                 dtype=torch.float32,
                 attn_implementation="eager",
                 local_files_only=True,
+                use_safetensors=True,
                 **_from_pretrained_placement(placement),
             )
             # For BOS models, say add_bos_token=True up front: TransformerLens otherwise re-reads
@@ -250,6 +270,7 @@ def _load_folder(path: Path, **options: Any) -> HubModel:
             f"model={str(path)!r} is a folder without config.json; a Hugging Face model folder "
             f"needs config.json, weights (*.safetensors) and tokenizer files. {_SUPPLY_WEIGHTS}"
         )
+    _refuse_pickle_only(path, str(path))
     try:
         hf = AutoModelForCausalLM.from_pretrained(
             path,
@@ -268,7 +289,7 @@ def _load_folder(path: Path, **options: Any) -> HubModel:
     return _from_objects(hf, tok, name=str(path), source="folder", location=str(path), **options)
 
 
-def _load_hub_name(name: str, **options: Any) -> HubModel:
+def _load_hub_name(name: str, *, allow_download: bool = False, **options: Any) -> HubModel:
     from transformer_lens.model_bridge import TransformerBridge
     from transformer_lens.model_bridge.sources.transformers.helpers import check_model_support
     from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
@@ -282,9 +303,10 @@ def _load_hub_name(name: str, **options: Any) -> HubModel:
             + (f" (did you mean {hint!r}?)" if hint else "")
             + f". Bundled models: {', '.join(sorted(BUNDLED))}. {_SUPPLY_WEIGHTS}"
         )
+    _refuse_pickle_only(_hub_snapshot(name, allow_download), name)
     placement = options["placement"]
-    try:
-        with no_package_installs():
+    try:  # the snapshot is local now: booting never reaches the network
+        with no_package_installs(), hub_offline():
             bridge = TransformerBridge.boot_transformers(
                 name,
                 device=None if placement else options["device"],
@@ -304,6 +326,48 @@ def _load_hub_name(name: str, **options: Any) -> HubModel:
         location=name,
         weights_sha256=None,
         **options,
+    )
+
+
+_HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+
+
+def _hub_snapshot(name: str, allow_download: bool) -> Path:
+    """The local Hugging Face snapshot folder of ``name`` (downloaded only if allowed).
+
+    A download fetches safetensors, configs and tokenizer files only, never pickles.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        if allow_download:
+            return Path(snapshot_download(name, allow_patterns=_HUB_FILES))
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, OfflineModeIsEnabled, HTTP errors
+        how = (
+            "the download failed"
+            if allow_download
+            else "hublens reads only the local Hugging Face cache unless you pass "
+            "load_model(..., allow_download=True)"
+        )
+        raise WeightsNotFoundError(
+            f"model={name!r} is supported by TransformerLens but its weights are not on this "
+            f"machine ({how}; {type(exc).__name__}: {exc}). {_SUPPLY_WEIGHTS}"
+        ) from exc
+
+
+def _refuse_pickle_only(folder: Path, name: str) -> None:
+    """Refuse a model folder whose weights are pickle checkpoints only."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if any(p.name.endswith(".safetensors") for p in files):
+        return
+    pickles = sorted(p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES)
+    found = f"only pickle checkpoint(s) {pickles}" if pickles else "no *.safetensors weights"
+    raise WeightsNotFoundError(
+        f"model={name!r}: {folder} holds {found}. hublens loads safetensors only and never "
+        "unpickles a file (unpickling can run code). Convert the checkpoint in an environment "
+        "you trust (model.save_pretrained(folder, safe_serialization=True)) and load that "
+        f"folder, or use a model published with safetensors. {_SUPPLY_WEIGHTS}"
     )
 
 
