@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float
@@ -47,7 +47,7 @@ def colour_replacement(
     n_images: int = 20,
     seed: int = 3000,
     max_new_tokens: int = 5,
-    mode: str = "add",
+    mode: Literal["add", "replace"] = "add",
     alpha: float = 1.0,
     relative: bool = False,
     progress: bool = True,

@@ -6,12 +6,15 @@
 * :mod:`~hublens.steering.interventions.lexicon`: the word lists that score sentiment.
 """
 
+from collections.abc import Callable
+
 from hublens.steering.interventions.arithmetic import run_arithmetic_intervention
 from hublens.steering.interventions.code import run_code_intervention
 from hublens.steering.interventions.sentiment import run_sentiment_intervention
+from hublens.steering.result import SteeringResult
 
 #: Runner of each intervention, by the name ``hublens steer`` takes.
-RUNNERS = {
+RUNNERS: dict[str, Callable[..., SteeringResult]] = {
     "arithmetic": run_arithmetic_intervention,
     "code": run_code_intervention,
     "sentiment": run_sentiment_intervention,
