@@ -306,8 +306,8 @@ class ChineseRunningText(Analysis):
                 raise ValueError(f"Expected {len(ws)} positions, got {state.shape[1]}.")
             per_pos = []
             for w in ws:
-                en = list(w.en_tokens) + [w.en_tokens[0]] * (width - 1 - len(w.en_tokens))
-                per_pos.append([w.zh_token, *en])
+                en_ids = list(w.en_tokens) + [w.en_tokens[0]] * (width - 1 - len(w.en_tokens))
+                per_pos.append([w.zh_token, *en_ids])
             t = torch.tensor(per_pos, dtype=torch.long)  # (pos, width)
             targets.append(t[None].expand(state.shape[0], -1, -1).reshape(-1, width))
             rows.append(state.reshape(-1, state.shape[-1]))

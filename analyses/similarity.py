@@ -276,12 +276,12 @@ class Similarity(Analysis):
             self._stats[(pair, "centered_cosine")].add(cos)
             return
         groups = [stat for (p, _), stat in self._group_sums.items() if p == pair]
-        total = sum(stat.total for stat in groups)
+        total = sum(stat.sum() for stat in groups)
         n_items = sum(stat.n for stat in groups)  # all ranks (after the all-reduce)
         same, diff = [], []
         for k, i in enumerate(items):
             group_sum = self._group_sums[(pair, self._groups[i])]
-            n_g, s_g = group_sum.n, group_sum.total
+            n_g, s_g = group_sum.n, group_sum.sum()
             if n_g > 1:  # mean over the other items j of the same group of cos(x_i, y_j)
                 same.append(((ux[:, k] * s_g).sum(-1) - cos[k]) / (n_g - 1))
             if n_items > n_g:

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hublens.analysis import Analysis
@@ -109,11 +109,13 @@ def make_analysis(name: str, **options: Any) -> Analysis:
     return _FACTORIES[name](**options)
 
 
-def resolve_analyses(analyses: Sequence[str | Analysis]) -> list[Analysis]:
+def resolve_analyses(analyses: Any) -> list[Analysis]:
     """Names and Analysis objects, mixed, as analysis objects (names made fresh).
 
     Args:
-        analyses: E.g. ``["similarity", TranslationLens(source="de")]``.
+        analyses: A sequence of names and Analysis objects, e.g.
+            ``["similarity", TranslationLens(source="de")]`` (typed loosely: this is the
+            check that turns anything else into a clear error).
 
     Raises:
         ValueError: A bare string instead of a list, an unknown name, or anything else than a

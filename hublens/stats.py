@@ -174,11 +174,17 @@ class SumStat(Stat):
             self.total = other.total if mine is None else mine + other.total.to(mine.device)
         self.n += other.n
 
+    def sum(self) -> Tensor:
+        """``total`` (raises when nothing was added)."""
+        if self.total is None:
+            raise ValueError("SumStat.sum: nothing was added.")
+        return self.total
+
     def mean(self) -> Tensor:
         """``total / n``."""
-        if self.total is None or self.n == 0:
+        if self.n == 0:
             raise ValueError("SumStat.mean: nothing was added.")
-        return self.total / self.n
+        return self.sum() / self.n
 
 
 S = TypeVar("S", bound=Stat)

@@ -28,7 +28,7 @@ torch.set_num_threads({threads})
 from hublens.bench.memory import memory_data
 from hublens.bench.models import load_pair
 from hublens.bench.timing import PeakMemory
-from hublens.analyses.similarity import Similarity
+from hublens.registry import make_analysis
 from hublens.scan import semantic_hub_scan
 pair = load_pair({name!r}, reference=False)
 data = memory_data({n_items})
@@ -37,7 +37,7 @@ with torch.no_grad():  # fault in the weights (memory-mapped safetensors) before
     pair.model(warm.ids, attention_mask=warm.attention_mask)
 with PeakMemory() as memory:
     started = time.perf_counter()
-    semantic_hub_scan(pair.model, data, analyses=[Similarity(cues={{}})],
+    semantic_hub_scan(pair.model, data, analyses=[make_analysis("similarity", cues={{}})],
                       batch_size={batch_size}, progress=False)
     seconds = time.perf_counter() - started
 print(json.dumps({{"n_items": {n_items}, "n_texts": 2 * len(data), "seconds": seconds,

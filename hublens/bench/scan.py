@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hublens.analyses.base import Analysis, Query, Row
-from hublens.analyses.similarity import Similarity
-from hublens.analyses.stats import MeanStat
+from hublens.analysis import Analysis, Query, Row
 from hublens.data import ParallelData
 from hublens.hooks import LogitLens
+from hublens.registry import make_analysis
+from hublens.stats import MeanStat
 
 
 def first_word_ids(model: Any, data: ParallelData) -> list[int]:
@@ -82,7 +82,7 @@ class LastTokenLens(Analysis):
 
 def scan_analyses() -> list[Analysis]:
     """The benchmarked scan: similarity (no cues, so the lens reads the same texts) + lens."""
-    return [Similarity(name="similarity", cues={}), LastTokenLens()]
+    return [make_analysis("similarity", cues={}), LastTokenLens()]
 
 
 def hublens_scan(model: Any, data: ParallelData, *, batch_size: int) -> dict[str, Tensor]:

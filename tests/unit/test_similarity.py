@@ -132,3 +132,41 @@ def test_streaming_memory_is_bounded(tiny):
 
     small, large = peak_pending(40), peak_pending(120)
     assert large == small <= SORT_WINDOW * 4
+
+
+@pytest.mark.parametrize("layers", [[0], [0, 1], None])
+def test_scan_stops_after_the_last_scanned_layer(layers):
+    """Blocks after the last scanned layer and the final norm never start; states are exact."""
+    import hublens
+    from tests.conftest import build_tiny
+
+    hf, reference, tokenizer = build_tiny("llama", seed=3)
+    model = hublens.load_model(hf, tokenizer)
+    data = ParallelData.from_records(RECORDS, name="mini")
+    calls: list[object] = []
+    # a block's attention starts only when the block computes (a stop check precedes it)
+    modules = {**{i: block.attn for i, block in enumerate(hf.model.layers)},
+               "norm": hf.model.norm}
+    handles = [
+        module.register_forward_pre_hook(lambda m, a, key=key: calls.append(key))  # started
+        for key, module in modules.items()
+    ]
+    try:
+        result = semantic_hub_scan(
+            model, data, analyses=[Similarity(cues={})], layers=layers, batch_size=2,
+            progress=False,
+        )
+    finally:
+        for handle in handles:
+            handle.remove()
+    last = model.n_layers - 1 if layers is None else max(layers)
+    assert "norm" not in calls  # the final norm (and so the unembedding) never ran
+    assert set(calls) == set(range(last + 1))
+    x = _hidden_last(reference, model, data.column("en"))
+    y = _hidden_last(reference, model, data.column("zh"))
+    expected = _adjusted_in_memory(x, y).mean(1)
+    rows = [r for r in result.select("similarity", group="en-zh") if r.metric == "adjusted_cosine"]
+    assert sorted(r.layer for r in rows) == (layers or list(range(model.n_layers)))
+    for row in rows:
+        assert abs(row.mean - expected[row.layer].item()) < 1e-5
+    assert attached_hooks(model) == []
