@@ -17,7 +17,7 @@ from hublens.html_page import plain
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from hublens.analyses.base import Row
+    from hublens.analysis import Row
     from hublens.results import ScanResult
 
 #: Line colours: the Okabe-Ito colour-blind-safe palette (without its yellow), then a few more.

@@ -20,7 +20,7 @@ from hublens.figures import ci_is_finite, figure, finite, label, metric_panels
 from hublens.html_page import figure_html, kv_table, render_page
 
 if TYPE_CHECKING:
-    from hublens.analyses.base import Row
+    from hublens.analysis import Row
     from hublens.results import ScanResult
 
 __all__ = ["figure", "metric_panels", "render_html", "write_html"]
