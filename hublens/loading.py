@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -223,12 +224,53 @@ def _cached_gguf(
             # vocabulary). hublens itself encodes with add_special_tokens=False and adds BOS
             # per the model's recorded policy.
             extra = {} if add_bos_token is None else {"add_bos_token": add_bos_token}
-            tok = AutoTokenizer.from_pretrained(entry, local_files_only=True, **extra)
+            tok = _cached_tokenizer(entry, extra) or AutoTokenizer.from_pretrained(
+                entry, local_files_only=True, **extra
+            )
         except Exception:
             verified.result()  # a corrupt entry explains the failure better: raise CacheError
             raise
         manifest = verified.result()
     return hf, tok, manifest["files"]["model.safetensors"]["sha256"]
+
+
+def _cached_tokenizer(entry: Path, extra: dict[str, Any]) -> PreTrainedTokenizerBase | None:
+    """The entry's tokenizer built straight from its tokenizer.json, or None to use AutoTokenizer.
+
+    ``AutoTokenizer.from_pretrained`` parses a tokenizers-backed tokenizer.json twice in Python
+    and rebuilds the vocabulary from Python dicts (about 3 s for Gemma's 33 MB file); the same
+    class constructed with ``tokenizer_file`` reads it once in Rust. The result is the same
+    tokenizer: same class, backend serialisation, special tokens, added tokens, chat template
+    and ids (tests/unit/test_hardening_tokenizer_load.py, and the bundled models in
+    tests/integration). Anything unusual (no tokenizer.json, another backend, custom code)
+    returns None.
+    """
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend
+
+    config_path, file = entry / "tokenizer_config.json", entry / "tokenizer.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cls = tokenizer_class_from_name(str(config.get("tokenizer_class")))
+    usable = (
+        file.is_file()
+        and config.get("backend") == "tokenizers"
+        and "auto_map" not in config
+        and isinstance(cls, type)
+        and issubclass(cls, TokenizersBackend)
+    )
+    if not usable:
+        return None
+    kwargs = {k: v for k, v in config.items() if k not in ("tokenizer_class", "backend")}
+    template = entry / "chat_template.jinja"
+    if template.is_file() and "chat_template" not in kwargs:
+        kwargs["chat_template"] = template.read_text(encoding="utf-8")
+    kwargs.update(extra)
+    tok = cls(tokenizer_file=str(file), name_or_path=str(entry), **kwargs)
+    tok.init_kwargs.setdefault("added_tokens_decoder", dict(tok.added_tokens_decoder))
+    return tok
 
 
 def _build_gguf_entry(entry: Path, locate: Any, meta: dict[str, Any]) -> None:
