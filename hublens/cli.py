@@ -27,7 +27,7 @@ def _parse_words(pairs: Sequence[str]) -> dict[str, str]:
 
 def _cmd_lens(args: argparse.Namespace) -> int:
     import hublens
-    from hublens.analyses import translation_readout
+    from hublens.prompt_lens import translation_readout
 
     words = _parse_words(args.word) if args.word else DEFAULT_WORDS
     started = time.perf_counter()
@@ -79,6 +79,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     if args.max_items is not None and args.max_items < 2:
         raise SystemExit("hublens: --max-items must be at least 2")
+    names = None
+    if args.analyses is not None:  # checked against the registry before loading anything
+        from hublens.registry import resolve_analyses
+
+        names = [n.strip() for n in args.analyses.split(",") if n.strip()]
+        resolve_analyses(names)
     datasets = []
     for name in _data_names(args.data):
         data = ParallelData.load(name)
@@ -89,7 +95,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
     results = [
         hublens.semantic_hub_scan(
-            model, data, layers=layers, batch_size=args.batch_size, progress=not args.no_progress
+            model, data, analyses=names, layers=layers, batch_size=args.batch_size,
+            progress=not args.no_progress,
         )
         for data in datasets
     ]
@@ -171,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="built-in data set(s), comma-separated (multilingual = multilingual-sentences + "
         "multilingual-words, sentences, words, arithmetic, code-lists, code-args, semantics) or "
         "a .jsonl/.tsv/.csv file",
+    )
+    scan.add_argument(
+        "--analyses",
+        help="comma-separated analysis names (hublens.registry.analysis_names(), e.g. "
+        "similarity,translation_lens); default: the paper's analyses for each data set",
     )
     scan.add_argument("--out", default="report", help="output folder")
     scan.add_argument("--layers", help="comma-separated layers (default: all)")

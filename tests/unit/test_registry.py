@@ -137,3 +137,35 @@ def test_third_party_registration_and_duplicate_names(monkeypatch):
         register_analysis("similarity", TranslationLens)
     with pytest.raises(ValueError, match="non-empty"):
         register_analysis("", Similarity)
+
+
+def test_cli_scan_takes_analysis_names(tmp_path, capsys):
+    import pandas as pd
+
+    from hublens.cli import main
+    from tests.conftest import build_tiny
+
+    assert main(["scan", "--analyses", "similarity,simlarity"]) == 2  # before any model load
+    assert "unknown analysis name 'simlarity'" in capsys.readouterr().err
+    hf, reference, tokenizer = build_tiny("llama", seed=2)
+    hf.save_pretrained(tmp_path / "model", safe_serialization=True)
+    tokenizer.save_pretrained(tmp_path / "model")
+    data = ParallelData.from_records(RECORDS, name="mini")
+    data.to_jsonl(tmp_path / "data.jsonl")
+    code = main([
+        "scan", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data.jsonl"),
+        "--analyses", "similarity", "--out", str(tmp_path / "out"), "--no-progress",
+    ])  # fmt: skip
+    assert code == 0
+    table = pd.read_csv(tmp_path / "out" / "result.csv")
+    assert set(table["analysis"]) == {"similarity"}
+    import hublens
+
+    model = hublens.load_model(tmp_path / "model")
+    expected = _adjusted_mean(
+        _last_states(reference, model, [t + " This represents" for t in data.column("en")]),
+        _last_states(reference, model, [t + "这代表了" for t in data.column("zh")]),
+    )
+    rows = table[table["metric"] == "adjusted_cosine"].set_index("layer")["mean"]
+    for layer, value in rows.items():
+        assert abs(value - expected[int(layer)].item()) < 1e-4
