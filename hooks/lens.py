@@ -62,6 +62,18 @@ class Lens:
             no final norm.
         n_layers: The model's number of blocks, which the last-layer rule needs; None turns
             the rule off.
+
+    Example:
+        A per-layer affine lens is one override (the unembedding and the rule are shared):
+
+        >>> class AffineLens(Lens):  # doctest: +SKIP
+        ...     def __init__(self, unembed, weight, bias, n_layers):
+        ...         super().__init__(unembed, final_norm=False, n_layers=n_layers)
+        ...         self.weight_l, self.bias_l = weight, bias  # (L, d, d), (L, d)
+        ...     def transform(self, h, layer):
+        ...         return h + h @ self.weight_l[layer] + self.bias_l[layer]
+        >>> AffineLens(Unembed.from_model(model), a, b, model.n_layers).readout(  # doctest: +SKIP
+        ...     h, [42], layer=range(model.n_layers))
     """
 
     def __init__(self, unembed: Unembed, *, final_norm: bool, n_layers: int | None) -> None:
