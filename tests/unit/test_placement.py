@@ -72,9 +72,15 @@ def test_built_model_with_device_map_says_where_to_place_it():
         hublens.load_model(hf, tokenizer, device_map="auto")
 
 
-def test_hub_names_pass_device_map_through_to_transformer_lens(monkeypatch):
+def test_hub_names_pass_device_map_through_to_transformer_lens(monkeypatch, tmp_path):
     from transformer_lens.model_bridge import TransformerBridge
 
+    import hublens.loading
+
+    # the local snapshot step (hub names read the local cache only): a stand-in snapshot
+    # folder (its weights file is never opened: booting is replaced below)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(hublens.loading, "_hub_snapshot", lambda name, allow_download: tmp_path)
     seen = {}
 
     def boot(name, **kwargs):
