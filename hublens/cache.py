@@ -176,7 +176,7 @@ def remove_stale_temporaries(root: Path) -> list[Path]:
     Returns:
         The paths removed.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         children = list(root.iterdir())
     except OSError:

@@ -65,11 +65,11 @@ def check_scan_inputs(
     texts = list(labels)
     for start in range(0, len(texts), _CHUNK):
         chunk = texts[start : start + _CHUNK]
-        model.encode_rows(
-            chunk,
-            max_tokens=max_tokens,
-            describe=lambda i, chunk=chunk: _describe(labels, chunk[i]),
-        )
+
+        def describe(i: int, chunk: list[str] = chunk) -> str:
+            return _describe(labels, chunk[i])
+
+        model.encode_rows(chunk, max_tokens=max_tokens, describe=describe)
 
 
 def _describe(labels: dict[str, str], text: str) -> str:

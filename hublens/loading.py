@@ -261,7 +261,7 @@ def _cached_tokenizer(entry: Path, extra: dict[str, Any]) -> PreTrainedTokenizer
         and isinstance(cls, type)
         and issubclass(cls, TokenizersBackend)
     )
-    if not usable:
+    if not usable or cls is None:
         return None
     kwargs = {k: v for k, v in config.items() if k not in ("tokenizer_class", "backend")}
     template = entry / "chat_template.jinja"
