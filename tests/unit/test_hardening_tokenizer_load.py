@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from hublens.loading import _cached_tokenizer
+from hublens.gguf_loading import _cached_tokenizer
 from tests.conftest import CORPUS, build_tokenizer
 
 
