@@ -5,6 +5,11 @@ the prompt's last token at every scanned layer through the logit lens, and compa
 log-probabilities of a few *target words* (see :mod:`hublens.analyses.tokens` for the
 word-to-token policy, recorded in ``options["token_policy"]``).
 
+The lens is told each row's layer, so the model's last layer always reads the model's own
+output log-probs, also with ``final_norm=False`` (the last-layer rule of
+:mod:`hublens.hooks.lens`; ``options["last_layer"] == "output"``). ``method=`` picks the
+defaults of the options left unset (:mod:`hublens.analyses.presets`, docs/methods.md).
+
 Items whose compared targets resolve to the same token ids (policy ``"first"``: the same first
 token, e.g. French "radio" and English "radio"; ``"prefix_sum"``: the same id set) make the
 comparison meaningless: they are skipped and counted in ``options["skipped_items"]`` (with the
@@ -29,6 +34,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from hublens.analyses.presets import apply_preset
 from hublens.analyses.tokens import check_token_policy, target_token_ids
 from hublens.analysis import Analysis, Query, Row, check_max_items
 from hublens.data import ParallelData
@@ -40,10 +46,15 @@ __all__ = ["LensProbe", "Request", "Target", "as_data", "require_meta"]
 
 @dataclass(frozen=True)
 class Target:
-    """A word read at a query's last position, and whether a space precedes it there."""
+    """A word read at a query's last position, whether a space precedes it there, its language.
+
+    The language (a data type such as ``"zh"``, or None) only matters to ``"prefix_sum"``,
+    which adds the first UTF-8 byte token for words of non-Latin scripts.
+    """
 
     word: str
     leading_space: bool
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,15 +85,23 @@ class LensProbe(Analysis):
     readout per update, confidence intervals, rows) lives here.
 
     Attributes:
-        token_policy: ``"first"`` or ``"prefix_sum"`` (see the module docstring).
-        final_norm: Apply the model's final norm before unembedding (Wendler et al.; default)
-            or read raw residuals (the semantic hub paper's authors).
+        method: Whose defaults the unset options take: ``"hublens"`` (default),
+            ``"semantic-hub"`` or ``"wendler"`` (:mod:`hublens.analyses.presets`).
+        token_policy: ``"first"`` or ``"prefix_sum"`` (see the module docstring); None: the
+            method's.
+        final_norm: Apply the model's final norm to every layer (Wendler et al.; hublens) or
+            read raw residuals except at the last layer, which is the model's normed output
+            (the semantic hub paper's code); None: the method's.
         max_items: Use at most the first ``max_items`` items of the data (None: all).
     """
 
-    token_policy: str = "first"
-    final_norm: bool = True
+    method: str = "hublens"
+    token_policy: str | None = None
+    final_norm: bool | None = None
     max_items: int | None = None
+
+    #: Which entry of :data:`hublens.analyses.presets.PRESETS` the probe's defaults come from.
+    preset: ClassVar[str] = "lens_probe"
 
     #: Data types the probe reads.
     required_types: ClassVar[tuple[str, ...]] = ()
@@ -90,6 +109,7 @@ class LensProbe(Analysis):
     metrics: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
+        apply_preset(self, self.preset)
         check_token_policy(self.token_policy)
         if not isinstance(self.final_norm, bool):
             raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
@@ -100,7 +120,7 @@ class LensProbe(Analysis):
         self._plans: list[_Plan] = []
         self._lens: LogitLens | None = None
         self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
-        self._n_layers: int | None = None
+        self._layers: list[int] | None = None
 
     # -- subclass hooks ---------------------------------------------------------------------
 
@@ -142,7 +162,7 @@ class LensProbe(Analysis):
                 f"{self._builtin_hint()!r})."
             )
         n_items = len(data) if self.max_items is None else min(self.max_items, len(data))
-        cache: dict[tuple[str, bool], tuple[int, ...]] = {}
+        cache: dict[tuple[str, bool, str | None], tuple[int, ...]] = {}
         plans: list[_Plan] = []
         reasons: Counter[str] = Counter()
         for request in self._requests(model, data, n_items):
@@ -151,17 +171,17 @@ class LensProbe(Analysis):
                 continue
             ids = []
             for target in request.targets:
-                key = (target.word, target.leading_space)
+                key = (target.word, target.leading_space, target.language)
                 if key not in cache:
-                    cache[key] = target_token_ids(
-                        model, target.word, leading_space=target.leading_space,
-                        policy=self.token_policy,
-                    )  # fmt: skip
+                    cache[key] = self._target_ids(model, target)
                 ids.append(cache[key])
+            if not all(ids):
+                reasons["no_prefix_token"] += 1
+                continue
             slots = request.distinct if request.distinct is not None else range(len(ids))
-            compared = [ids[s] for s in slots]
-            if len(set(compared)) < len(compared):
-                reasons["shared_token" if self.token_policy == "first" else "same_prefix_set"] += 1
+            reason = self._skip_reason([ids[s] for s in slots])
+            if reason is not None:
+                reasons[reason] += 1
                 continue
             plans.append(_Plan(request.text, tuple(ids), request.groups))
         self.options.update(
@@ -179,17 +199,46 @@ class LensProbe(Analysis):
         self._stats = KeyedStat(MeanStat)
         return [Query(plan.text, "last") for plan in plans]
 
+    def _target_ids(self, model: Any, target: Target) -> tuple[int, ...]:
+        """The ids of a target slot; empty only where :meth:`_skips_empty` allows it."""
+        try:
+            return target_token_ids(
+                model, target.word, leading_space=target.leading_space,
+                policy=str(self.token_policy), language=target.language,
+            )  # fmt: skip
+        except ValueError:
+            if self._skips_empty() and target.word and target.word == target.word.strip():
+                return ()
+            raise
+
+    def _skips_empty(self) -> bool:
+        """Whether a target word with no token skips the item (else it raises)."""
+        return False
+
+    def _skip_reason(self, compared: Sequence[tuple[int, ...]]) -> str | None:
+        """Why the compared id sets make no comparison (None: they do).
+
+        Any two sets sharing an id are skipped (Wendler et al.'s rule; under ``"first"`` this
+        means the same first token).
+        """
+        for a in range(len(compared)):
+            for b in range(a + 1, len(compared)):
+                if set(compared[a]) & set(compared[b]):
+                    return "shared_token" if self.token_policy == "first" else "same_prefix_set"
+        return None
+
     def setup(self, model: Any, layers: Sequence[int]) -> None:
         """Build the logit lens and reset the statistics.
 
         Args:
             model: The HubModel.
-            layers: The scanned layers (``states`` rows arrive in this order).
+            layers: The scanned layers (``states`` rows arrive in this order); the lens is
+                told them, so the model's last layer reads its own output.
         """
         if not layers:
             raise ValueError("layers=[]: scan at least one layer.")
-        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
-        self._n_layers = len(layers)
+        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        self._layers = [int(layer) for layer in layers]
         self._stats = KeyedStat(MeanStat)
 
     @torch.no_grad()
@@ -224,12 +273,12 @@ class LensProbe(Analysis):
                 raise ValueError(
                     f"update(): query index {i} out of range; queries() listed {len(self._plans)}."
                 )
-        h = torch.stack([s[:, -1, :] for s in states]).float()  # (query, layer, d_model)
-        n_q, n_layers = h.shape[0], h.shape[1]
-        if self._n_layers is not None and n_layers != self._n_layers:
+        h = torch.stack([s[:, -1, :] for s in states], dim=1).float()  # (layer, query, d)
+        n_layers, n_q = h.shape[0], h.shape[1]
+        if self._layers is None or n_layers != len(self._layers):
             raise ValueError(
                 f"update(): states have {n_layers} layers but setup() was given "
-                f"{self._n_layers}; pass one row per scanned layer."
+                f"{self._layers}; pass one row per scanned layer."
             )
         plans = [self._plans[int(i)] for i in indices]
         width = max(sum(len(ids) for ids in plan.targets) for plan in plans)
@@ -242,9 +291,9 @@ class LensProbe(Analysis):
             owner[row, : len(flat)] = torch.tensor([slot for slot, _ in flat])
         device = self._lens.weight.device
         ids, owner = ids.to(device), owner.to(device)
-        readout = self._lens.readout(h, ids[:, None, :].expand(n_q, n_layers, width))
+        readout = self._lens.readout(h, ids[None].expand(n_layers, n_q, width), layer=self._layers)
         assert readout.target_logprobs is not None
-        per_column = readout.target_logprobs  # (query, layer, width)
+        per_column = readout.target_logprobs.transpose(0, 1)  # (query, layer, width)
         logp = torch.stack(
             [
                 per_column.masked_fill((owner != slot)[:, None, :], -torch.inf).logsumexp(-1)

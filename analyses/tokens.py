@@ -6,18 +6,35 @@
   ``", "`` with one), through :meth:`HubModel.word_token_ids`.
 * ``"prefix_sum"`` (Wendler et al., 2024): the summed probability of every vocabulary id whose
   decoded text, stripped of one leading space (the tokenizer's space marker), is a non-empty
-  prefix of the word; the id sets are computed once per word. The log of the sum is reported.
+  prefix of the word, plus, for a word of a language written in a non-Latin script
+  (:data:`BYTE_PREFIX_LANGUAGES`), the token of its first UTF-8 byte; byte-fallback tokens
+  (``<0x66>``, which decodes to ``"f"``) never count otherwise, as in Wendler's sets. The id
+  sets are computed once per word. The log of the sum is reported.
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any
 
-__all__ = ["TOKEN_POLICIES", "check_token_policy", "prefix_token_ids", "target_token_ids"]
+__all__ = [
+    "BYTE_PREFIX_LANGUAGES",
+    "TOKEN_POLICIES",
+    "check_token_policy",
+    "first_byte_token",
+    "prefix_token_ids",
+    "target_token_ids",
+]
 
 #: The word-to-token policies.
 TOKEN_POLICIES: tuple[str, ...] = ("first", "prefix_sum")
+
+#: Languages whose prefix sets get the word's first UTF-8 byte token (Wendler et al.: zh, ru;
+#: hublens adds the other non-Latin scripts it names prompts for).
+BYTE_PREFIX_LANGUAGES: tuple[str, ...] = ("zh", "ru", "ja", "ko")
+
+_BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 # tokenizer -> (vocabulary size indexed, {decoded text stripped of one leading space: ids})
 _PREFIX_INDEX: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, list[int]]]] = (
@@ -34,10 +51,11 @@ def _prefix_index(model: Any) -> dict[str, list[int]]:
         return cached[1]
     special = set(tokenizer.all_special_ids)
     texts = tokenizer.batch_decode([[i] for i in range(size)])
+    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
     index: dict[str, list[int]] = {}
     for token_id, text in enumerate(texts):
-        if token_id in special:
-            continue
+        if token_id in special or _BYTE_PIECE.match(str(pieces[token_id])):
+            continue  # byte-fallback pieces are no prefix (Wendler matches vocabulary strings)
         stripped = text[1:] if text.startswith(" ") else text
         if stripped:
             index.setdefault(stripped, []).append(token_id)
@@ -45,16 +63,39 @@ def _prefix_index(model: Any) -> dict[str, list[int]]:
     return index
 
 
-def prefix_token_ids(model: Any, word: str) -> tuple[int, ...]:
+def first_byte_token(model: Any, word: str) -> int | None:
+    """Id of the token of ``word``'s first non-ASCII (or control) UTF-8 byte, or None.
+
+    SentencePiece vocabularies spell it ``<0xE8>``; byte-level BPE vocabularies (GPT-2 style)
+    as that byte's character of the byte alphabet. None when there is no such byte or token.
+    """
+    escaped = [b for b in word.encode("utf-8") if b >= 0x7F or (b < 0x20 and b not in (9, 10, 13))]
+    if not escaped:
+        return None
+    tokenizer = model.tokenizer
+    vocab = tokenizer.get_vocab()
+    piece = f"<0x{escaped[0]:02X}>"
+    if piece not in vocab and model.convention.space_marker == "\u0120":
+        from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+        piece = bytes_to_unicode()[escaped[0]]
+    token_id = vocab.get(piece)
+    return None if token_id is None or token_id >= int(model.d_vocab) else int(token_id)
+
+
+def prefix_token_ids(model: Any, word: str, language: str | None = None) -> tuple[int, ...]:
     """Ids of every vocabulary entry whose decoded text is a non-empty prefix of ``word``.
 
     The decoded text of each id is stripped of one leading space (the tokenizer's space marker)
     first, so ``"▁flo"`` and ``"flo"`` both count for ``"flower"`` (Wendler et al., 2024).
-    Special tokens never count.
+    Special tokens and byte-fallback tokens never count, except that a word of a language in
+    :data:`BYTE_PREFIX_LANGUAGES` gets its first UTF-8 byte token (:func:`first_byte_token`),
+    the first step of spelling it byte by byte.
 
     Args:
         model: A HubModel (its tokenizer and ``d_vocab`` are used).
         word: The word, non-empty.
+        language: The word's language (a code such as ``"zh"``), or None.
 
     Returns:
         The sorted ids (possibly empty).
@@ -68,11 +109,20 @@ def prefix_token_ids(model: Any, word: str) -> tuple[int, ...]:
     ids: set[int] = set()
     for stop in range(1, len(word) + 1):
         ids.update(index.get(word[:stop], ()))
+    if language in BYTE_PREFIX_LANGUAGES:
+        byte_id = first_byte_token(model, word)
+        if byte_id is not None:
+            ids.add(byte_id)
     return tuple(sorted(ids))
 
 
 def target_token_ids(
-    model: Any, word: str, *, leading_space: bool, policy: str = "first"
+    model: Any,
+    word: str,
+    *,
+    leading_space: bool,
+    policy: str = "first",
+    language: str | None = None,
 ) -> tuple[int, ...]:
     """The vocabulary ids whose probability stands for ``word`` under a token policy.
 
@@ -82,6 +132,7 @@ def target_token_ids(
         leading_space: Whether the word follows a space where it is read (policy ``"first"``
             only: ``"prefix_sum"`` strips the space marker and so covers both forms).
         policy: ``"first"`` (the first token) or ``"prefix_sum"`` (every prefix token).
+        language: The word's language (``"prefix_sum"`` only, see :func:`prefix_token_ids`).
 
     Returns:
         One id for ``"first"``, the prefix ids for ``"prefix_sum"``.
@@ -95,7 +146,7 @@ def target_token_ids(
     else:
         if not word or word != word.strip():
             raise ValueError(f"word={word!r}: pass the bare word without surrounding whitespace.")
-        ids = prefix_token_ids(model, word)
+        ids = prefix_token_ids(model, word, language)
     if not ids:
         raise ValueError(
             f"word={word!r} yields no token under token_policy={policy!r}; fix or drop the word "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,8 +37,7 @@ class TranslationLens(LensProbe):
     """Wendler-style translation prompt: does a middle layer "think" in the dominant language?
 
     For each item, the prompt holds ``few_shot`` demonstration pairs taken from OTHER items
-    (the next items in data order, cyclically, skipping any that share the item's source or
-    target word) and ends right after the target language's opening quote::
+    and ends right after the target language's opening quote::
 
         Français: "chien" - 中文: "狗"
         Français: "chat" - 中文: "猫"
@@ -44,6 +45,14 @@ class TranslationLens(LensProbe):
 
     At the last position of every layer it reads the target-language word (花) and the
     dominant-language word (flower), both without a leading space (they follow the quote).
+
+    Demonstrations (``demo_sampling``): ``"cyclic"`` takes the next items in data order,
+    cyclically, skipping any that share the item's source or target word; ``"random"`` is
+    Wendler et al.'s ``DataFrame.sample``: for the i-th row, ``few_shot`` distinct rows drawn
+    from the other rows by ``numpy.random.RandomState(seed).choice``, one draw per row in row
+    order (also for rows skipped afterwards). With ``drop_contained`` rows whose dominant word
+    occurs inside the target word (case-insensitive, e.g. "taxi" in "Taxi") are dropped first,
+    from queries and demonstrations alike (``options["dropped_contained"]``).
 
     Metrics (group ``"{source}->{target}"``): ``logp_target``, ``logp_dominant``,
     ``p_target``, ``p_dominant`` and ``frac_dominant_gt_target`` (fraction of items whose
@@ -54,7 +63,15 @@ class TranslationLens(LensProbe):
         source: Language of the word to translate (a data type, e.g. ``"fr"``).
         target: Language to translate into (a data type, e.g. ``"zh"``).
         dominant: The "latent" language (a data type); None: ``model.dominant_language``.
-        few_shot: Number of demonstration pairs (0 or more).
+        few_shot: Number of demonstration pairs (0 or more); None: the method's (hublens 2,
+            Wendler 4).
+        demo_sampling: ``"cyclic"`` or ``"random"``; None: the method's.
+        seed: Seed of ``"random"`` sampling (Wendler's 42).
+        skip_rule: ``"overlap"`` (skip an item whose two id sets share any id, or either is
+            empty: Wendler) or ``"identical"`` (only when the sets are equal); None: the
+            method's (``"overlap"`` for all).
+        drop_contained: Drop rows whose dominant word occurs inside the target word; None:
+            the method's (True for all).
         language_names: Overrides of :data:`LANGUAGE_NAMES` for the prompt.
     """
 
@@ -62,8 +79,14 @@ class TranslationLens(LensProbe):
     source: str = "fr"
     target: str = "zh"
     dominant: str | None = None
-    few_shot: int = 2
+    few_shot: int | None = None
+    demo_sampling: str | None = None
+    seed: int = 42
+    skip_rule: str | None = None
+    drop_contained: bool | None = None
     language_names: dict[str, str] = field(default_factory=dict)
+
+    preset: ClassVar[str] = "translation"
 
     metrics: ClassVar[tuple[str, ...]] = (
         "logp_target",
@@ -83,14 +106,40 @@ class TranslationLens(LensProbe):
             raise ValueError(f"few_shot={self.few_shot!r}: pass a non-negative int.")
         if self.few_shot < 0:
             raise ValueError(f"few_shot={self.few_shot!r}: pass a non-negative int.")
-        self.options.update(source=self.source, target=self.target, few_shot=self.few_shot)
+        if self.demo_sampling not in ("cyclic", "random"):
+            raise ValueError(f"demo_sampling={self.demo_sampling!r}: choose 'cyclic' or 'random'.")
+        if self.skip_rule not in ("overlap", "identical"):
+            raise ValueError(f"skip_rule={self.skip_rule!r}: choose 'overlap' or 'identical'.")
+        if not isinstance(self.drop_contained, bool):
+            raise ValueError(f"drop_contained={self.drop_contained!r}: pass True or False.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r}: pass a non-negative int.")
+        self.options.update(
+            source=self.source,
+            target=self.target,
+            few_shot=self.few_shot,
+            demo_sampling=self.demo_sampling,
+            seed=self.seed if self.demo_sampling == "random" else None,
+            skip_rule=self.skip_rule,
+            drop_contained=self.drop_contained,
+        )
+
+    def _skips_empty(self) -> bool:
+        return self.skip_rule == "overlap"
+
+    def _skip_reason(self, compared: Sequence[tuple[int, ...]]) -> str | None:
+        if self.skip_rule == "identical":
+            if len(set(compared)) < len(compared):
+                return "shared_token" if self.token_policy == "first" else "same_prefix_set"
+            return None
+        return super()._skip_reason(compared)
 
     def _builtin_hint(self) -> str:
         return "multilingual-words"
 
     def reads_other_items(self) -> bool:
         """Whether a prompt holds other items (few-shot demonstrations): no data sharding."""
-        return self.few_shot > 0
+        return bool(self.few_shot)
 
     def _language_name(self, code: str, argument: str) -> str:
         names = {**LANGUAGE_NAMES, **self.language_names}
@@ -123,11 +172,6 @@ class TranslationLens(LensProbe):
                 f"target={self.target!r} equals the dominant language {dominant!r}: the target "
                 "word would be compared with itself; pick another target (or dominant=...)."
             )
-        if self.few_shot > len(data) - 1:
-            raise ValueError(
-                f"few_shot={self.few_shot} needs {self.few_shot + 1} items but data {data.name!r} "
-                f"has {len(data)}; lower few_shot or pass more items."
-            )
         src_name = self._language_name(self.source, "source")
         tgt_name = self._language_name(self.target, "target")
         sources, targets, dominants = (
@@ -135,24 +179,43 @@ class TranslationLens(LensProbe):
             data.column(self.target),
             data.column(dominant),
         )
+        rows = list(range(len(data)))
+        if self.drop_contained and self.target != dominant:
+            rows = [i for i in rows if dominants[i].lower() not in targets[i].lower()]
+        self.options["dropped_contained"] = len(data) - len(rows)
+        few_shot = int(self.few_shot or 0)
+        if few_shot > len(rows) - 1:
+            raise ValueError(
+                f"few_shot={few_shot} needs {few_shot + 1} items but data {data.name!r} has "
+                f"{len(rows)} (after drop_contained); lower few_shot or pass more items."
+            )
+        rng = np.random.RandomState(self.seed)
         requests: list[Request | str] = []
-        for i in range(n_items):
-            demos: list[str] = []
-            for step in range(1, len(data)):
-                if len(demos) == self.few_shot:
-                    break
-                j = (i + step) % len(data)
-                if {sources[j], targets[j]} & {sources[i], targets[i]}:
-                    continue  # would give the answer away
-                demos.append(f'{src_name}: "{sources[j]}" - {tgt_name}: "{targets[j]}"')
-            if len(demos) < self.few_shot:
+        for pos, i in enumerate(rows[:n_items]):
+            if self.demo_sampling == "random":
+                others = rows[:pos] + rows[pos + 1 :]
+                picks = [others[int(k)] for k in rng.choice(len(others), few_shot, replace=False)]
+            else:
+                picks = []
+                for step in range(1, len(rows)):
+                    if len(picks) == few_shot:
+                        break
+                    j = rows[(pos + step) % len(rows)]
+                    if {sources[j], targets[j]} & {sources[i], targets[i]}:
+                        continue  # would give the answer away
+                    picks.append(j)
+            if len(picks) < few_shot:
                 requests.append("too_few_demonstrations")
                 continue
+            demos = [f'{src_name}: "{sources[j]}" - {tgt_name}: "{targets[j]}"' for j in picks]
             prompt = "\n".join([*demos, f'{src_name}: "{sources[i]}" - {tgt_name}: "'])
             requests.append(
                 Request(
                     text=prompt,
-                    targets=(Target(targets[i], False), Target(dominants[i], False)),
+                    targets=(
+                        Target(targets[i], False, self.target),
+                        Target(dominants[i], False, dominant),
+                    ),
                     groups=(self._group(),),
                 )
             )

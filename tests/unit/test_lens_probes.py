@@ -19,7 +19,7 @@ from hublens.analyses import (
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from tests.conftest import build_tiny
-from tests.unit.lens_reference import first_id, last_token_logprobs, rows_by_key
+from tests.unit.lens_reference import first_id, last_token_logprobs, rows_by_key, token_ids
 
 #: Extra tokenizer training text, so that " and", " or", " not" and the role words are tokens.
 EXTRA = (
@@ -37,6 +37,7 @@ def tiny(request):
     model = hublens.load_model(hf, tokenizer)
     yield model, reference, request.param
     assert attached_hooks(model) == []
+
 
 WORDS = [
     {"en": "flower", "zh": "花", "fr": "fleur"},
@@ -66,9 +67,7 @@ def test_translation_lens_equals_hand_lens(tiny, batch_size):
     model, reference, _ = tiny
     data = ParallelData.from_records(WORDS, name="w")
     probe = TranslationLens(source="fr", target="zh", dominant="en", few_shot=1)
-    result = semantic_hub_scan(
-        model, data, analyses=[probe], batch_size=batch_size, progress=False
-    )
+    result = semantic_hub_scan(model, data, analyses=[probe], batch_size=batch_size, progress=False)
     tok = model.tokenizer
     # The prompt, written by hand: one demonstration from the next item, then the query.
     prompts = [
@@ -85,9 +84,15 @@ def test_translation_lens_equals_hand_lens(tiny, batch_size):
     rows = rows_by_key(result, "translation_lens")
     _check_rows(
         rows,
-        {"logp_target": t, "logp_dominant": d, "p_target": t.exp(), "p_dominant": d.exp(),
-         "frac_dominant_gt_target": (d > t).double()},
-        "fr->zh", n=4,
+        {
+            "logp_target": t,
+            "logp_dominant": d,
+            "p_target": t.exp(),
+            "p_dominant": d.exp(),
+            "frac_dominant_gt_target": (d > t).double(),
+        },
+        "fr->zh",
+        n=4,
     )
     assert result.examples["translation_lens"][0] == prompts[0]
     assert result.options["translation_lens"]["token_policy"] == "first"
@@ -99,14 +104,30 @@ def test_arithmetic_probe_reads_numeral_without_and_word_with_space(tiny):
     model, reference, _ = tiny
     words = {2: "two", 5: "five", 3: "three", 8: "eight"}
     records = [
-        {"numeral": "3+2", "words": "three plus two", "id": "a",
-         "meta": {"lens_prompt": "5=3+", "lens_answer": 2, "op": "+"}},
-        {"numeral": "2+3", "words": "two plus three", "id": "b",
-         "meta": {"lens_prompt": "5=2+", "lens_answer": 3, "op": "+"}},
-        {"numeral": "4*2", "words": "four times two", "id": "c",
-         "meta": {"lens_prompt": "8=4*", "lens_answer": 2, "op": "*"}},
-        {"numeral": "1*5", "words": "one times five", "id": "d",
-         "meta": {"lens_prompt": "5=1*", "lens_answer": 5, "op": "*"}},
+        {
+            "numeral": "3+2",
+            "words": "three plus two",
+            "id": "a",
+            "meta": {"lens_prompt": "5=3+", "lens_answer": 2, "op": "+"},
+        },
+        {
+            "numeral": "2+3",
+            "words": "two plus three",
+            "id": "b",
+            "meta": {"lens_prompt": "5=2+", "lens_answer": 3, "op": "+"},
+        },
+        {
+            "numeral": "4*2",
+            "words": "four times two",
+            "id": "c",
+            "meta": {"lens_prompt": "8=4*", "lens_answer": 2, "op": "*"},
+        },
+        {
+            "numeral": "1*5",
+            "words": "one times five",
+            "id": "d",
+            "meta": {"lens_prompt": "5=1*", "lens_answer": 5, "op": "*"},
+        },
     ]
     data = ParallelData.from_records(records, name="arith")
     result = semantic_hub_scan(model, data, analyses=[ArithmeticProbe()], progress=False)
@@ -123,9 +144,13 @@ def test_arithmetic_probe_reads_numeral_without_and_word_with_space(tiny):
     for group, keep in (("all", [0, 1, 2, 3]), ("add", [0, 1]), ("mul", [2, 3])):
         _check_rows(
             rows,
-            {"logp_numeral": num_t[keep], "logp_word": word_t[keep],
-             "frac_word_gt_numeral": (word_t[keep] > num_t[keep]).double()},
-            group, n=len(keep),
+            {
+                "logp_numeral": num_t[keep],
+                "logp_word": word_t[keep],
+                "frac_word_gt_numeral": (word_t[keep] > num_t[keep]).double(),
+            },
+            group,
+            n=len(keep),
         )
 
 
@@ -183,8 +208,10 @@ def test_semantics_role_probe_reads_before_each_name(tiny):
         {
             "sentence": sentence,
             "logical_form": "give . agent ( x _ 1 , Emma ) AND give . recipient ( x _ 1 , Liam )",
-            "meta": {"name_offsets": {"Emma": 0, "Liam": 10},
-                     "name_roles": {"Emma": "agent", "Liam": "recipient"}},
+            "meta": {
+                "name_offsets": {"Emma": 0, "Liam": 10},
+                "name_roles": {"Emma": "agent", "Liam": "recipient"},
+            },
         },
         {
             "sentence": "The cat saw Noah .",
@@ -212,7 +239,8 @@ def test_semantics_role_probe_reads_before_each_name(tiny):
     _check_rows(
         rows,
         {"logp_correct": c, "logp_other_max": o, "frac_correct_gt_others": (c > o).double()},
-        "all", n=2,
+        "all",
+        n=2,
     )
     _check_rows(rows, {"logp_correct": c[:1]}, "recipient", n=1)
     assert result.options["semantics_role_lens"]["skip_reasons"] == {"name_at_start": 1}
@@ -222,7 +250,10 @@ def test_prefix_sum_policy_sums_every_prefix_token(tiny):
     model, reference, _ = tiny
     data = ParallelData.from_records(WORDS, name="w")
     # Latin-script words only: byte-level pieces of Chinese characters decode to no text.
-    probe = WordLens(language="fr", dominant="en", few_shot=1, token_policy="prefix_sum")
+    probe = WordLens(
+        language="fr", dominant="en", few_shot=1, token_policy="prefix_sum",
+        skip_rule="identical", drop_contained=False,
+    )  # fmt: skip
     result = semantic_hub_scan(model, data, analyses=[probe], progress=False)
     tok = model.tokenizer
     texts = [tok.decode([i]) for i in range(len(tok))]
@@ -245,9 +276,12 @@ def test_prefix_sum_policy_sums_every_prefix_token(tiny):
         assert len(ids) >= 2  # e.g. "f", "fl", "flower"
         logp_dom.append(lp[:, ids].logsumexp(-1))
         logp_tgt.append(lp[:, prefix_ids(w["fr"])].logsumexp(-1))
-    _check_rows(rows_by_key(result, "word_lens"),
-                {"logp_dominant": torch.stack(logp_dom), "logp_target": torch.stack(logp_tgt)},
-                "fr->fr", n=4)
+    _check_rows(
+        rows_by_key(result, "word_lens"),
+        {"logp_dominant": torch.stack(logp_dom), "logp_target": torch.stack(logp_tgt)},
+        "fr->fr",
+        n=4,
+    )
     assert result.options["word_lens"]["token_policy"] == "prefix_sum"
 
 
@@ -262,6 +296,10 @@ def test_final_norm_off_reads_raw_residuals(tiny):
         demo = WORDS[(i + 1) % 4]["fr"]
         prompt = f'Français: "{demo}" - Français: "{demo}"\nFrançais: "{w["fr"]}" - Français: "'
         lp = last_token_logprobs(reference, model, prompt, final_norm=False)
+        # the last layer is the model's output: HF's own logits there (no lens at all)
+        ids = torch.tensor([token_ids(model, prompt)])
+        with torch.no_grad():
+            lp[-1] = torch.log_softmax(reference(ids).logits[0, -1].float(), -1)
         vals.append(lp[:, first_id(tok, w["fr"])])
     _check_rows(rows_by_key(result, "word_lens"), {"logp_target": torch.stack(vals)}, "fr->fr", n=4)
     assert result.options["word_lens"]["final_norm"] is False
@@ -304,10 +342,15 @@ def test_items_whose_targets_share_a_token_are_skipped_and_counted(tiny):
     assert first_id(tok, "flower") == first_id(tok, "flowers")
     records = [*WORDS, {"en": "flower", "zh": "花", "fr": "flowers"}]
     data = ParallelData.from_records(records, name="w5")
-    probe = WordLens(language="fr", dominant="en", few_shot=1)
+    probe = WordLens(language="fr", dominant="en", few_shot=1, drop_contained=False)
     result = semantic_hub_scan(model, data, analyses=[probe], progress=False)
     opts = result.options["word_lens"]
     assert opts["skipped_items"] >= 1 and opts["skip_reasons"].get("shared_token", 0) >= 1
     n = {r.n for r in result.rows}
     assert n == {opts["n_queries"]} and opts["n_queries"] == 5 - opts["skipped_items"]
     assert all(math.isfinite(r.mean) for r in result.rows)
+    # by default the row is dropped before anything else ("flower" occurs inside "flowers")
+    result = semantic_hub_scan(model, data, analyses=[WordLens(language="fr", dominant="en",
+                               few_shot=1)], progress=False)  # fmt: skip
+    opts = result.options["word_lens"]
+    assert opts["dropped_contained"] == 1 and opts["n_queries"] == 4 - opts["skipped_items"]
