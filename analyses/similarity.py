@@ -1,117 +1,64 @@
-"""Cross-type similarity of last-token hidden states (the paper's Eq. 1), streaming.
+"""Cross-type similarity of last-token hidden states (the paper's Eq. 1), one forward pass.
 
 For aligned pairs (x_i, y_i) of two data types at one layer, with unit vectors x̂, ŷ:
 
-    adjusted_i = cos(x_i, y_i) - mean_{j != i} cos(x_i, y_j)
+    adjusted_i = cos(x_i, y_i) - baseline_i
 
-With S_y = Σ_j ŷ_j the baseline term is (x̂_i·S_y - cos_ii)/(n-1), so the mean of adjusted_i
-needs only running sums, and its variance needs Σ cos_ii x̂_i and M_x = Σ x̂_i x̂_iᵀ (a d×d
-matrix per layer): memory is O(layers · d²) per pair, independent of the number of items.
+with the per-item baseline mean_{j != i} cos(x_i, y_j) (hublens) or one global off-diagonal mean
+per layer (the paper's code): running sums suffice (:mod:`hublens.analyses.similarity_sums`),
+memory independent of the number of items. ``centered=True`` (cosines of mean-centred states;
+raw cosines of small models are dominated by a few massive dimensions) and ``group_by=...`` (the
+arithmetic comparison: the matching pair vs pairs with the same result vs a different one) need
+data-wide sums first: they keep the pair's last-token states
+(:mod:`hublens.analyses.similarity_states`, bounded with a spill rule) and finish in
+``finalize``, so every variant costs one forward per batch.
 
-Two variants need the data's sums before per-item values exist, and take a second pass:
-``centered=True`` (cosines of mean-centred states; raw cosines of small models are dominated by
-a few massive dimensions) and ``group_by=...`` (the arithmetic comparison: the matching pair vs
-pairs with the same result vs pairs with a different result).
+At the model's last layer the state read is the model's output (the final norm applied, as
+transformers' ``last_hidden_state`` that the paper's code reads) unless ``last_layer="residual"``.
+``method=`` picks the defaults of a published method (:mod:`hublens.analyses.similarity_method`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
+from hublens.analyses.similarity_method import (
+    DEFAULT_CUES,
+    PRESETS,
+    CueRule,
+    LastLayer,
+    append_cue,
+    preset_source,
+)
+from hublens.analyses.similarity_states import (
+    DEFAULT_SPILL_BYTES,
+    GroupRule,
+    PairStates,
+    centered_stats,
+    grouped_stats,
+    stat_rows,
+)
+from hublens.analyses.similarity_sums import Baseline, PairSums, adjusted_rows, unit
 from hublens.analysis import Analysis, Query, Row
+from hublens.methods import Method, check_method
 from hublens.registry import register_analysis
-from hublens.stats import KeyedStat, MeanStat, Stat, SumStat, t95
+from hublens.stats import KeyedStat, Stat
 
-#: Continuation cues appended after sentence-final punctuation (the authors' code does this).
-DEFAULT_CUES = {"en": " This represents", "zh": "这代表了"}
+__all__ = ["DEFAULT_CUES", "PairSums", "PairStates", "Similarity"]
 
-
-def _unit(x: Tensor) -> Tensor:
-    norm = x.norm(dim=-1, keepdim=True)
-    if bool((norm == 0).any()):
-        raise FloatingPointError("A hidden state has zero norm; its cosine is undefined.")
-    return x / norm
-
-
-#: Unit vectors buffered before one (L, d, d) update of ``PairSums.m_x``: a per-batch
-#: rank-B update writes the whole L*d*d matrix for a handful of items (memory-bound); blocks of
-#: this many items make it one efficient batched matmul (buffer: _M_BLOCK * L * d doubles).
-_M_BLOCK = 64
-
-
-@dataclass
-class PairSums(Stat):
-    """Running sums for one pair of data types, every layer at once (float64).
-
-    ``m_x`` is updated in blocks of :data:`_M_BLOCK` items; call :meth:`flush` before reading it
-    (``finalize``, ``merge`` and :meth:`state` do).
-    """
-
-    n: int = 0
-    sum_a: Tensor | None = None  # (L,)
-    sum_a2: Tensor | None = None  # (L,)
-    sum_ax: Tensor | None = None  # (L, d)
-    sum_x: Tensor | None = None  # (L, d)
-    sum_y: Tensor | None = None  # (L, d)
-    m_x: Tensor | None = None  # (L, d, d)
-
-    def add(self, x: Tensor, y: Tensor) -> None:
-        """x, y: (L, B, d) unit vectors."""
-        x, y = x.double(), y.double()
-        a = (x * y).sum(-1)  # (L, B)
-        terms = {
-            "sum_a": a.sum(1),
-            "sum_a2": (a**2).sum(1),
-            "sum_ax": torch.einsum("lb,lbd->ld", a, x),
-            "sum_x": x.sum(1),
-            "sum_y": y.sum(1),
-        }
-        for key, value in terms.items():
-            current = getattr(self, key)
-            setattr(self, key, value if current is None else current + value)
-        self.n += x.shape[1]
-        block = self.__dict__.setdefault("_block", [])
-        block.append(x)
-        if sum(b.shape[1] for b in block) >= _M_BLOCK:
-            self.flush()
-
-    def flush(self) -> None:
-        """Fold the buffered unit vectors into ``m_x`` (one batched matmul, in place)."""
-        block = self.__dict__.pop("_block", [])
-        if not block:
-            return
-        x = torch.cat(block, dim=1)  # (L, B, d)
-        if self.m_x is None:
-            self.m_x = torch.einsum("lbd,lbe->lde", x, x)
-        else:
-            self.m_x.baddbmm_(x.transpose(1, 2), x)
-
-    def merge(self, other: PairSums) -> None:
-        """Add another shard's sums (data-parallel scans, :mod:`hublens.distributed`)."""
-        self.flush()
-        other.flush()
-        for key in ("sum_a", "sum_a2", "sum_ax", "sum_x", "sum_y", "m_x"):
-            mine, theirs = getattr(self, key), getattr(other, key)
-            if theirs is not None:
-                setattr(self, key, theirs.clone() if mine is None else mine + theirs)
-        self.n += other.n
-
-    def state(self) -> dict[str, Any]:
-        """The sums (buffered unit vectors folded into ``m_x`` first)."""
-        self.flush()
-        return super().state()
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Replace the sums (drops any buffered vectors)."""
-        self.__dict__.pop("_block", None)
-        super().load_state(state)
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "cue_rule": ("sentence-final", "always"),
+    "baseline": ("per-item", "global"),
+    "last_layer": ("output", "residual"),
+    "group_rule": ("per-item", "pooled"),
+}
 
 
 @register_analysis("similarity")
@@ -119,47 +66,85 @@ class PairSums(Stat):
 class Similarity(Analysis):
     """Baseline-adjusted cosine similarity per layer between aligned data types, with 95% CIs.
 
+    Options left as None take the value of the ``method`` preset; the values used, ``method``
+    and ``method_source`` are recorded in ``options``.
+
     Attributes:
         pairs: Pairs of data types to compare; None pairs the first type with each other one.
-        cues: Text appended to inputs of a type (e.g. ``{"en": " This represents"}``); None
-            uses :data:`DEFAULT_CUES` for types that have one, ``{}`` appends nothing.
-        centered: Subtract each type's mean state (per layer) before the cosines (two passes).
-        group_by: A meta key (e.g. ``"result"``) for the grouped comparison (two passes):
-            metrics ``cosine_exact_match``, ``cosine_same_group``, ``cosine_different_group``.
+        cues: Text appended to inputs of a type (e.g. ``{"en": " This represents"}``) by
+            ``cue_rule``; None takes the preset's (hublens: :data:`DEFAULT_CUES`), ``{}`` none.
+        cue_rule: ``"sentence-final"`` (only after a text ending in ``.``/``."``, ``。`` for
+            zh/ja) or ``"always"``.
+        baseline: ``"per-item"`` (mean over j != i of cos(x_i, y_j)) or ``"global"`` (one
+            off-diagonal mean per layer, the paper's code); same mean, different CI.
+        last_layer: ``"output"`` (final norm applied at the model's last layer) or
+            ``"residual"`` (the raw residual stream there).
+        centered: Subtract each type's mean state (per layer) before the cosines.
+        group_by: A meta key (e.g. ``"result"``) for the grouped comparison: metrics
+            ``cosine_exact_match``, ``cosine_same_group``, ``cosine_different_group``.
+        group_rule: ``"per-item"`` (per item, the other items of its group, then over items) or
+            ``"pooled"`` (the paper's: pooled over pairs, i = j included; adds ``cosine_diff``).
+        method: ``"hublens"``, ``"semantic-hub"`` or ``"wendler"`` (:mod:`hublens.methods`).
+        spill_bytes: States kept in memory per pair (centred/grouped) before spilling to disk.
+
+    Example:
+        >>> from hublens import semantic_hub_scan  # doctest: +SKIP
+        >>> semantic_hub_scan("gemma-3-270m", "multilingual-sentences",  # doctest: +SKIP
+        ...                   analyses=[Similarity(method="semantic-hub")])
     """
 
     name: str = "similarity"
     pairs: Sequence[tuple[str, str]] | None = None
     cues: dict[str, str] | None = None
+    cue_rule: CueRule | None = None
+    baseline: Baseline | None = None
+    last_layer: LastLayer | None = None
     centered: bool = False
     group_by: str | None = None
+    group_rule: GroupRule | None = None
+    method: Method = "hublens"
+    spill_bytes: int = DEFAULT_SPILL_BYTES
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._pairs: list[tuple[str, str]] = []
-        self._texts: dict[str, list[str]] = {}
-        self._pass = 0
         self._layers: list[int] = []
-
-    def n_passes(self) -> int:
-        """Passes over the data this configuration needs (2 when centred or grouped)."""
-        return 2 if (self.centered or self.group_by) else 1
+        self._groups: list[str] = []
 
     def statistics(self) -> list[Stat]:
-        """The pass's statistics: pair sums (one pass), type and group sums, or the means."""
-        if self._pass == 1:
-            return [self._stats]
-        if self.n_passes() == 1:
-            return [self._sums]
-        return [self._type_sums, self._group_sums]
+        """The pass's statistics: pair sums, or the pairs' kept states (centred, grouped)."""
+        return [self._states] if self._keeps_states() else [self._sums]
+
+    def _keeps_states(self) -> bool:
+        return self.centered or self.group_by is not None
+
+    def _resolve(self) -> dict[str, Any]:
+        """The option values used: the user's, else the preset's (checked)."""
+        method = check_method(self.method)
+        preset = PRESETS[method]
+        used = {
+            key: preset[key] if getattr(self, key) is None else getattr(self, key)
+            for key in ("cues", "cue_rule", "baseline", "last_layer", "group_rule")
+        }
+        for key, choices in _CHOICES.items():
+            if used[key] not in choices:
+                raise ValueError(
+                    f"{key}={used[key]!r}: choose one of {', '.join(map(repr, choices))}."
+                )
+        if not isinstance(used["cues"], dict):
+            raise ValueError(f"cues={used['cues']!r}: pass a dict type -> cue text, or {{}}.")
+        size = self.spill_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"spill_bytes={size!r}: pass a non-negative int (bytes).")
+        return used
 
     # ---- queries -------------------------------------------------------------------------
     def queries(self, model: Any, data: Any) -> list[Query]:
-        """One text per item and type (cue appended), read at the last token.
+        """One text per item and type (cue appended by the rule), read at the last token.
 
         Listed item by item, so both sides of a pair arrive in the same or nearby batches.
         """
-        self._pass = 0
+        used = self._resolve()
         types = list(data.types)
         pairs = list(self.pairs) if self.pairs is not None else [(types[0], t) for t in types[1:]]
         if not pairs:
@@ -185,21 +170,29 @@ class Similarity(Analysis):
                     f"meta[{self.group_by!r}]."
                 ) from exc
             self._groups = [str(g) for g in groups]
-        cues = DEFAULT_CUES if self.cues is None else self.cues
+        cues, rule = used["cues"], used["cue_rule"]
+        self._used = used
         self._pairs = pairs
         self._type_order = sorted({t for pair in pairs for t in pair}, key=types.index)
-        self._n_items = len(data)
-        self.options.update(
-            pairs=[f"{a}-{b}" for a, b in pairs],
-            cues={t: cues.get(t, "") for t in self._type_order},
-            centered=self.centered,
-            group_by=self.group_by,
-            position="last token",
-            baseline="mean over j != i of cos(x_i, y_j) (Eq. 1)",
-        )
+        options: dict[str, Any] = {
+            "method": self.method,
+            "method_source": preset_source(self.method),
+            "pairs": [f"{a}-{b}" for a, b in pairs],
+            "cues": {t: cues.get(t, "") for t in self._type_order},
+            "cue_rule": rule,
+            "centered": self.centered,
+            "group_by": self.group_by,
+            "last_layer": used["last_layer"],
+            "position": "last token",
+        }
+        if self.group_by is not None:
+            options["group_rule"] = used["group_rule"]
+        elif not self.centered:
+            options["baseline"] = used["baseline"]
+        self.options.update(options)
         columns = {t: data.column(t) for t in self._type_order}
         return [
-            Query(columns[t][i] + cues.get(t, ""))
+            Query(append_cue(columns[t][i], t, cues, rule))
             for i in range(len(data))
             for t in self._type_order
         ]
@@ -210,38 +203,42 @@ class Similarity(Analysis):
 
     # ---- streaming -----------------------------------------------------------------------
     def setup(self, model: Any, layers: Sequence[int]) -> None:
-        """Reset the statistics of the current pass."""
+        """Reset the statistics; find the model's last layer and its final norm."""
         self._layers = list(layers)
         self._pending: dict[str, dict[int, Tensor]] = {t: {} for t in self._type_order}
         self._folded: dict[tuple[str, str], set[int]] = {pair: set() for pair in self._pairs}
-        if self._pass == 0:
-            self._sums: KeyedStat[PairSums] = KeyedStat(PairSums)
-            for pair in self._pairs:
-                self._sums.slot(pair)
-            self._type_sums: KeyedStat[SumStat] = KeyedStat(SumStat)  # per type
-            self._group_sums: KeyedStat[SumStat] = KeyedStat(SumStat)  # per (pair, group)
-        else:
-            kinds = ["centered_cosine"] if self.centered else []
-            if self.group_by is not None:
-                kinds += ["cosine_exact_match", "cosine_same_group", "cosine_different_group"]
-            self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
-            for pair in self._pairs:
-                for kind in kinds:
-                    self._stats.slot((pair, kind))
+        self._sums: KeyedStat[PairSums] = KeyedStat(PairSums)
+        self._states: KeyedStat[PairStates] = KeyedStat(partial(PairStates, self.spill_bytes))
+        for pair in self._pairs:
+            (self._states if self._keeps_states() else self._sums).slot(pair)
+        last = int(model.n_layers) - 1
+        norm = getattr(model, "final_norm", None)
+        self._norm = norm if self._used["last_layer"] == "output" else None
+        self._norm_at = self._layers.index(last) if last in self._layers else None
+        if self._used["last_layer"] == "output":
+            self.options["last_layer"] = (
+                f"output (final norm applied at layer {last})"
+                if norm is not None
+                else "output (the model has no final norm: the residual)"
+            )
 
-    def next_pass(self) -> None:
-        """Switch to the second pass: type means and group sums are complete."""
-        self._pass = 1
-        self._means = {t: stat.mean() for t, stat in self._type_sums.items()}
+    def _output_state(self, h: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
+        """The model's output state from the last block's residual: its final norm, in fp32."""
+        assert self._norm is not None
+        dtype = next(self._norm.parameters(), h).dtype
+        with torch.no_grad():
+            return self._norm(h.to(dtype)).float()
 
-    def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
+    def update(
+        self, indices: Sequence[int], states: Sequence[Float[Tensor, "layer 1 d_model"]]
+    ) -> None:
         """Buffer states until both sides of a pair are seen, then fold them in."""
-        for index, state in zip(indices, states, strict=True):
+        h = torch.stack([state[:, 0, :] for state in states])  # (B, L, d), a new tensor
+        if self._norm is not None and self._norm_at is not None:
+            h[:, self._norm_at] = self._output_state(h[:, self._norm_at]).to(h.device)
+        for k, index in enumerate(indices):
             t, item = self._decode(index)
-            h = state[:, 0, :].double()  # (L, d)
-            self._pending[t][item] = h
-            if self._pass == 0:
-                self._type_sums.slot(t).add(h)
+            self._pending[t][item] = h[k]
         for a, b in self._pairs:
             items = [
                 i
@@ -251,46 +248,16 @@ class Similarity(Analysis):
             if items:
                 x = torch.stack([self._pending[a][i] for i in items], dim=1)  # (L, B, d)
                 y = torch.stack([self._pending[b][i] for i in items], dim=1)
-                self._fold((a, b), items, x, y)
+                if self._keeps_states():
+                    groups = [self._groups[i] for i in items] if self.group_by else None
+                    self._states[(a, b)].add(x, y, groups)
+                else:
+                    self._sums[(a, b)].add(unit(x.double()), unit(y.double()))
                 self._folded[(a, b)].update(items)
         for t in self._type_order:  # drop states every pair has used: memory stays bounded
             for i in list(self._pending[t]):
                 if all(i in self._folded[pair] for pair in self._pairs if t in pair):
                     del self._pending[t][i]
-
-    def _fold(self, pair: tuple[str, str], items: list[int], x: Tensor, y: Tensor) -> None:
-        if self._pass == 0:
-            if self.n_passes() == 1:
-                self._sums[pair].add(_unit(x), _unit(y))
-            if self.group_by is not None:
-                uy = _unit(y)
-                for k, i in enumerate(items):
-                    self._group_sums.slot((pair, self._groups[i])).add(uy[:, k])
-            return
-        a, b = pair
-        if self.centered:
-            x, y = x - self._means[a][:, None], y - self._means[b][:, None]
-        ux, uy = _unit(x), _unit(y)
-        cos = (ux * uy).sum(-1).T  # (B, L)
-        if self.centered:
-            self._stats[(pair, "centered_cosine")].add(cos)
-            return
-        groups = [stat for (p, _), stat in self._group_sums.items() if p == pair]
-        total = sum(stat.sum() for stat in groups)
-        n_items = sum(stat.n for stat in groups)  # all ranks (after the all-reduce)
-        same, diff = [], []
-        for k, i in enumerate(items):
-            group_sum = self._group_sums[(pair, self._groups[i])]
-            n_g, s_g = group_sum.n, group_sum.sum()
-            if n_g > 1:  # mean over the other items j of the same group of cos(x_i, y_j)
-                same.append(((ux[:, k] * s_g).sum(-1) - cos[k]) / (n_g - 1))
-            if n_items > n_g:
-                diff.append((ux[:, k] * (total - s_g)).sum(-1) / (n_items - n_g))
-        self._stats[(pair, "cosine_exact_match")].add(cos)
-        if same:
-            self._stats[(pair, "cosine_same_group")].add(torch.stack(same))
-        if diff:
-            self._stats[(pair, "cosine_different_group")].add(torch.stack(diff))
 
     # ---- results -------------------------------------------------------------------------
     def finalize(self, layers: Sequence[int]) -> list[Row]:
@@ -298,88 +265,17 @@ class Similarity(Analysis):
         rows: list[Row] = []
         for pair in self._pairs:
             group = f"{pair[0]}-{pair[1]}"
-            if self.n_passes() == 1:
-                rows += self._adjusted_rows(self._sums[pair], group, layers)
-                continue
-            for (p, kind), stat in self._stats.items():
-                if p == pair and stat.n:
-                    rows += self._stat_rows(stat, kind, group, layers)
-        return rows
-
-    def _stat_rows(
-        self, stat: MeanStat, metric: str, group: str, layers: Sequence[int]
-    ) -> list[Row]:
-        mean, low, high = stat.ci()
-        return [
-            Row(
-                self.name,
-                layer,
-                metric,
-                group,
-                float(mean[k]),
-                float(low[k]),
-                float(high[k]),
-                stat.n,
-            )
-            for k, layer in enumerate(layers)
-        ]
-
-    def _adjusted_rows(self, s: PairSums, group: str, layers: Sequence[int]) -> list[Row]:
-        s.flush()
-        n = s.n
-        assert s.sum_a is not None and s.sum_a2 is not None and s.sum_ax is not None
-        assert s.sum_x is not None and s.sum_y is not None and s.m_x is not None
-        sum_b = (s.sum_x * s.sum_y).sum(-1)  # Σ_i x̂_i·S_y
-        sum_ab = (s.sum_ax * s.sum_y).sum(-1)
-        sum_b2 = torch.einsum("ld,lde,le->l", s.sum_y, s.m_x, s.sum_y)
-        c1, c2 = n / (n - 1), 1 / (n - 1)
-        # adjusted_i = c1 a_i - c2 b_i
-        mean = (c1 * s.sum_a - c2 * sum_b) / n
-        sum_sq = c1**2 * s.sum_a2 - 2 * c1 * c2 * sum_ab + c2**2 * sum_b2
-        var = (sum_sq - n * mean**2).clamp_min(0) / (n - 1)
-        half = t95(n - 1) * (var / n).sqrt()
-        raw = s.sum_a / n
-        raw_var = (s.sum_a2 - n * raw**2).clamp_min(0) / (n - 1)
-        raw_half = t95(n - 1) * (raw_var / n).sqrt()
-        base = (sum_b - s.sum_a) / (n * (n - 1))
-        rows = []
-        for k, layer in enumerate(layers):
-            rows.append(
-                Row(
-                    self.name,
-                    layer,
-                    "adjusted_cosine",
-                    group,
-                    float(mean[k]),
-                    float(mean[k] - half[k]),
-                    float(mean[k] + half[k]),
-                    n,
+            if not self._keeps_states():
+                rows += adjusted_rows(
+                    self.name, self._sums[pair], group, layers, baseline=self._used["baseline"]
                 )
-            )
-            rows.append(
-                Row(
-                    self.name,
-                    layer,
-                    "cosine",
-                    group,
-                    float(raw[k]),
-                    float(raw[k] - raw_half[k]),
-                    float(raw[k] + raw_half[k]),
-                    n,
-                )
-            )
-            rows.append(
-                Row(
-                    self.name,
-                    layer,
-                    "baseline_cosine",
-                    group,
-                    float(base[k]),
-                    math.nan,
-                    math.nan,
-                    n,
-                )
-            )
+            elif self.centered:
+                stat = centered_stats(self._states[pair])
+                rows += stat_rows(self.name, stat, "centered_cosine", group, layers)
+            else:
+                stats = grouped_stats(self._states[pair], self._used["group_rule"])
+                for metric, value in stats.items():
+                    rows += stat_rows(self.name, value, metric, group, layers)
         return rows
 
 
