@@ -96,13 +96,25 @@ def _cached_gguf(
         check_writable(entry.parent)  # before the minute of dequantisation, not after
         _build_gguf_entry(entry, locate, meta)
     read_manifest(entry, quick=True)
-    # Hash (when the stamps changed) on a second thread while the main one imports and reads
-    # (hashlib releases the GIL). Nothing loaded is returned before the verification passed.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        verified = pool.submit(read_manifest, entry)
-        try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+    # Hash (when the stamps changed) and parse the tokenizer (seconds for Gemma's 262k
+    # vocabulary) on two more threads while the main one reads the weights: hashlib and the Rust
+    # tokenizer parse release the GIL. Nothing loaded is returned before the verification passed.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # For BOS models, say add_bos_token=True up front: TransformerLens otherwise re-reads the whole
+    # tokenizer to get a BOS-adding copy. hublens itself encodes with add_special_tokens=False
+    # and adds BOS per the model's recorded policy.
+    extra = {} if add_bos_token is None else {"add_bos_token": add_bos_token}
+
+    def tokenizer() -> PreTrainedTokenizerBase:
+        return _cached_tokenizer(entry, extra) or AutoTokenizer.from_pretrained(
+            entry, local_files_only=True, **extra
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        verified = pool.submit(read_manifest, entry)
+        parsed = pool.submit(tokenizer)
+        try:
             hf = AutoModelForCausalLM.from_pretrained(
                 entry,
                 dtype=torch.float32,
@@ -111,14 +123,7 @@ def _cached_gguf(
                 use_safetensors=True,
                 **from_pretrained_placement(placement),
             )
-            # For BOS models, say add_bos_token=True up front: TransformerLens otherwise re-reads
-            # the whole tokenizer to get a BOS-adding copy (seconds for Gemma's 262k
-            # vocabulary). hublens itself encodes with add_special_tokens=False and adds BOS
-            # per the model's recorded policy.
-            extra = {} if add_bos_token is None else {"add_bos_token": add_bos_token}
-            tok = _cached_tokenizer(entry, extra) or AutoTokenizer.from_pretrained(
-                entry, local_files_only=True, **extra
-            )
+            tok = parsed.result()
         except Exception:
             verified.result()  # a corrupt entry explains the failure better: raise CacheError
             raise
