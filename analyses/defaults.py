@@ -17,6 +17,7 @@ from hublens.analyses.semantics_probe import SemanticsRoleProbe
 from hublens.analyses.similarity import Similarity
 from hublens.analyses.translation_lens import TranslationLens
 from hublens.analysis import Analysis
+from hublens.methods import check_method
 from hublens.registry import register_defaults
 
 #: Items read by the default lens analyses (the full vocabulary is normalised per state, so
@@ -27,11 +28,12 @@ DEFAULT_LANGUAGE_ITEMS = 40
 
 
 @register_defaults
-def default_analyses(data: Any) -> list[Analysis]:
+def default_analyses(data: Any, *, method: str = "hublens") -> list[Analysis]:
     """The paper's analyses for a built-in data set; similarity for a user's own data.
 
     Args:
         data: The ParallelData (its ``builtin`` marker selects the built-in defaults).
+        method: The method every analysis follows (:mod:`hublens.methods`; docs/methods.md).
 
     Returns:
         Fresh analysis objects.
@@ -41,33 +43,42 @@ def default_analyses(data: Any) -> list[Analysis]:
         >>> [a.name for a in default_analyses(load_builtin("arithmetic"))]
         ['similarity', 'similarity_grouped', 'arithmetic_lens']
     """
+    m = check_method(method)
     name = getattr(data, "builtin", None) or ""  # identity set by load_builtin, not a name
     types = tuple(getattr(data, "types", ()))
     if name == "arithmetic":
         return [
-            Similarity(name="similarity", pairs=[("numeral", "words"), ("numeral", "zh")]),
-            Similarity(name="similarity_grouped", pairs=[("numeral", "words")], group_by="result"),
-            ArithmeticProbe(max_items=None),
+            Similarity(
+                method=m, name="similarity", pairs=[("numeral", "words"), ("numeral", "zh")]
+            ),
+            Similarity(
+                method=m, name="similarity_grouped", pairs=[("numeral", "words")], group_by="result"
+            ),
+            ArithmeticProbe(method=m, max_items=None),
         ]
     if name == "semantics":
-        return [Similarity(name="similarity", cues={}), SemanticsRoleProbe(max_items=None)]
+        return [
+            Similarity(method=m, name="similarity", cues={}),
+            SemanticsRoleProbe(method=m, max_items=None),
+        ]
     if name == "multilingual-sentences":
         return [
-            Similarity(name="similarity"),
-            Similarity(name="similarity_centered", centered=True),
+            Similarity(method=m, name="similarity"),
+            Similarity(method=m, name="similarity_centered", centered=True),
             LanguageProbability(
+                method=m,
                 types=[t for t in ("en", "zh") if t in types] or None,
                 max_items=DEFAULT_LANGUAGE_ITEMS,
             ),
-            ChineseRunningText(),
+            ChineseRunningText(method=m),
         ]
     if name == "multilingual-words":
         return [
-            Similarity(name="similarity", cues={}),
-            TranslationLens(source="fr", target="zh", max_items=DEFAULT_LENS_ITEMS),
+            Similarity(method=m, name="similarity", cues={}),
+            TranslationLens(method=m, source="fr", target="zh", max_items=DEFAULT_LENS_ITEMS),
         ]
     if name == "code-lists":
-        return [CodeListProbe(max_items=DEFAULT_LENS_ITEMS)]
+        return [CodeListProbe(method=m, max_items=DEFAULT_LENS_ITEMS)]
     if name == "code-args":
-        return [CodeArgsProbe(max_items=DEFAULT_LENS_ITEMS)]
-    return [Similarity(name="similarity")]
+        return [CodeArgsProbe(method=m, max_items=DEFAULT_LENS_ITEMS)]
+    return [Similarity(method=m, name="similarity")]

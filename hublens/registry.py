@@ -37,7 +37,7 @@ BUILTIN_PACKAGE = "hublens.analyses"
 F = TypeVar("F", bound=Callable[..., Analysis])
 
 _FACTORIES: dict[str, Callable[..., Analysis]] = {}
-_DEFAULTS: list[Callable[[Any], list[Analysis]]] = []
+_DEFAULTS: list[Callable[..., list[Analysis]]] = []
 _loaded = False
 
 
@@ -78,10 +78,11 @@ def register_analysis(name: str, factory: F | None = None) -> Any:
     return add if factory is None else add(factory)
 
 
-def register_defaults(fn: Callable[[Any], list[Analysis]]) -> Callable[[Any], list[Analysis]]:
+def register_defaults(fn: Callable[..., list[Analysis]]) -> Callable[..., list[Analysis]]:
     """Register the function that picks a data set's analyses when none are named.
 
-    The last one registered wins (a decorator; returns ``fn``).
+    It is called as ``fn(data)``, or ``fn(data, method=...)`` when a scan names a method
+    (:mod:`hublens.methods`). The last one registered wins (a decorator; returns ``fn``).
     """
     _DEFAULTS.append(fn)
     return fn
@@ -109,13 +110,15 @@ def make_analysis(name: str, **options: Any) -> Analysis:
     return _FACTORIES[name](**options)
 
 
-def resolve_analyses(analyses: Any) -> list[Analysis]:
+def resolve_analyses(analyses: Any, *, method: str | None = None) -> list[Analysis]:
     """Names and Analysis objects, mixed, as analysis objects (names made fresh).
 
     Args:
         analyses: A sequence of names and Analysis objects, e.g.
             ``["similarity", TranslationLens(source="de")]`` (typed loosely: this is the
             check that turns anything else into a clear error).
+        method: Passed as ``method=`` to every analysis made from a name (objects keep their
+            own); None passes nothing.
 
     Raises:
         ValueError: A bare string instead of a list, an unknown name, or anything else than a
@@ -128,7 +131,7 @@ def resolve_analyses(analyses: Any) -> list[Analysis]:
         if isinstance(spec, Analysis):
             out.append(spec)
         elif isinstance(spec, str):
-            out.append(make_analysis(spec))
+            out.append(make_analysis(spec, **({} if method is None else {"method": method})))
         else:
             raise ValueError(
                 f"analyses[{k}]={spec!r}: pass an analysis name ({', '.join(analysis_names())}) "
@@ -137,8 +140,13 @@ def resolve_analyses(analyses: Any) -> list[Analysis]:
     return out
 
 
-def default_analyses(data: Any) -> list[Analysis]:
+def default_analyses(data: Any, *, method: str | None = None) -> list[Analysis]:
     """The registered defaults for a data set (the paper's analyses for a built-in one).
+
+    Args:
+        data: The data set.
+        method: The method every default analysis follows (:mod:`hublens.methods`); None:
+            each analysis's own default.
 
     Raises:
         RuntimeError: No defaults were registered.
@@ -146,4 +154,6 @@ def default_analyses(data: Any) -> list[Analysis]:
     _load_builtin()
     if not _DEFAULTS:
         raise RuntimeError(f"No default analyses registered (is {BUILTIN_PACKAGE} installed?).")
-    return _DEFAULTS[-1](data)
+    if method is None:
+        return _DEFAULTS[-1](data)
+    return _DEFAULTS[-1](data, method=method)

@@ -67,7 +67,30 @@ def _resolve_positions(query: Query, length: int) -> list[int]:
 SORT_WINDOW = 8
 
 
-def _length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[str]]:
+def _tokenize(model: HubModel, texts: list[str], bos: bool | None) -> Any:
+    """The model's batch of ``texts``, with BOS added or removed when ``bos`` overrides it."""
+    from hublens.model import TokenBatch
+
+    batch = model.tokenize(texts)
+    if bos is None or bos == model.prepend_bos:
+        return batch
+    if not bos:  # drop the BOS column; right padding keeps rows aligned
+        return TokenBatch(
+            ids=batch.ids[:, 1:], attention_mask=batch.attention_mask[:, 1:],
+            lengths=batch.lengths - 1,
+        )  # fmt: skip
+    bos_id = model.tokenizer.bos_token_id
+    if bos_id is None:
+        raise ValueError("A query asks for BOS but the tokenizer has no bos_token_id.")
+    first = torch.full_like(batch.ids[:, :1], int(bos_id))
+    return TokenBatch(
+        ids=torch.cat([first, batch.ids], 1),
+        attention_mask=torch.cat([torch.ones_like(first), batch.attention_mask], 1),
+        lengths=batch.lengths + 1,
+    )
+
+
+def _length_sorted_batches(texts: Sequence[Any], batch_size: int) -> list[list[Any]]:
     """Batches of ``texts``, sorted by length within windows.
 
     Each window of ``SORT_WINDOW * batch_size`` texts, in the order given, is sorted by
@@ -77,7 +100,7 @@ def _length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[s
     window = SORT_WINDOW * batch_size
     batches = []
     for start in range(0, len(texts), window):
-        chunk = sorted(texts[start : start + window], key=len)
+        chunk = sorted(texts[start : start + window], key=lambda t: len(t[0]))
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     return batches
 
@@ -112,21 +135,26 @@ def collect(
     Texts keep the order in which the analyses listed them (duplicates are run once), so the
     inputs an analysis pairs up arrive close together and its buffers stay small.
     """
-    by_text: dict[str, list[_Entry]] = defaultdict(list)
+    by_text: dict[tuple[str, bool | None], list[_Entry]] = defaultdict(list)
     for a, (analysis, queries) in enumerate(zip(analyses, query_lists, strict=True)):
         for i, query in enumerate(queries):
             if not isinstance(query, Query) or not query.text:
                 raise ValueError(f"Analysis {analysis.name!r} produced an empty query #{i}.")
-            by_text[query.text].append(_Entry(a, i, query))
-    texts = list(by_text)
+            bos = None if query.bos is None or query.bos == model.prepend_bos else query.bos
+            by_text[(query.text, bos)].append(_Entry(a, i, query))
+    texts = list(by_text)  # (text, BOS override) keys, run once each
     last_layer = max(layers)
     names = [hook_name(layer) for layer in layers]
-    batches = _length_sorted_batches(texts, batch_size)
+    batches = [
+        batch
+        for bos in dict.fromkeys(b for _, b in texts)  # one override per batch
+        for batch in _length_sorted_batches([t for t in texts if t[1] == bos], batch_size)
+    ]
     for analysis in analyses:
         analysis.setup(model, layers)
     bar = tqdm(batches, desc=desc, unit="batch", disable=not progress)
     for batch_texts in bar:
-        batch = model.tokenize(batch_texts)
+        batch = _tokenize(model, [t for t, _ in batch_texts], batch_texts[0][1])
         entries = [by_text[t] for t in batch_texts]
         only_last = all(e.positions.positions == "last" for row in entries for e in row)
         where = LastToken(batch.lengths) if only_last else AllPositions()
@@ -167,6 +195,7 @@ def semantic_hub_scan(
     progress: bool = True,
     distributed: bool = False,
     max_tokens: int | None = None,
+    method: str | None = None,
 ) -> ScanResult:
     """Measure the semantic hub: per-layer similarity and logit-lens statistics with 95% CIs.
 
@@ -186,6 +215,10 @@ def semantic_hub_scan(
         max_tokens: Longest text allowed, in tokens with BOS (None: the model's context).
             Every text is checked before the first forward and a longer one is refused
             (never truncated), so a forward holds at most ``batch_size x max_tokens`` tokens.
+        method: Whose method the analyses the scan builds follow (the defaults and names in
+            ``analyses``): ``"hublens"``, ``"semantic-hub"`` or ``"wendler"``
+            (:mod:`hublens.methods`, docs/methods.md); Analysis objects keep their own. None:
+            each analysis's default (``"hublens"``). Recorded in every analysis's options.
 
     Returns:
         The result: ``.table()``, ``.figure(name)``, ``.save(dir)``.
@@ -202,12 +235,18 @@ def semantic_hub_scan(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: pass a positive integer.")
-    chosen_analyses = resolve_analyses(analyses) if analyses is not None else None
+    if method is not None:
+        from hublens.methods import check_method
+
+        method = check_method(method)
+    chosen_analyses = resolve_analyses(analyses, method=method) if analyses is not None else None
     if not isinstance(model, HubModel):
         model = load_model(model)
     data = ParallelData.load(data)
     chosen = validate_layers(model, layers)
-    selected = chosen_analyses if chosen_analyses is not None else default_analyses(data)
+    selected = (
+        chosen_analyses if chosen_analyses is not None else default_analyses(data, method=method)
+    )
     if not selected:
         raise ValueError("analyses=[]: pass at least one analysis, or None for the defaults.")
     names = [a.name for a in selected]
