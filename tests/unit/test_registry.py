@@ -82,8 +82,15 @@ def test_unknown_name_lists_the_valid_names_before_any_forward(tiny_llama):
 
 
 def _last_states(reference, model, texts):
+    """(L, n, d); the last layer is the model's normed output (similarity's default)."""
     rows = [hidden_states(reference, torch.tensor([token_ids(model, t)]))[:, -1] for t in texts]
+    rows = [torch.cat([r[:-1], reference.model.norm(r[-1:]).detach()]) for r in rows]
     return torch.stack(rows, dim=1).double()  # (L, n, d)
+
+
+def _cued(texts, cue, end):
+    """The default cue rule: the cue only after sentence-final punctuation."""
+    return [t + cue if t.endswith(end) else t for t in texts]
 
 
 def _adjusted_mean(x, y):
@@ -108,8 +115,8 @@ def test_names_and_objects_mixed_equal_plain_transformers(tiny_llama):
     assert {r.analysis for r in result.rows} == {"similarity", "no_cue"}
     en, zh = data.column("en"), data.column("zh")
     cued = _adjusted_mean(  # the name means the default options: the paper's cues appended
-        _last_states(reference, model, [t + " This represents" for t in en]),
-        _last_states(reference, model, [t + "这代表了" for t in zh]),
+        _last_states(reference, model, _cued(en, " This represents", ".")),
+        _last_states(reference, model, _cued(zh, "这代表了", "。")),
     )
     plain = _adjusted_mean(_last_states(reference, model, en), _last_states(reference, model, zh))
     for analysis, expected in (("similarity", cued), ("no_cue", plain)):
@@ -163,8 +170,8 @@ def test_cli_scan_takes_analysis_names(tmp_path, capsys):
 
     model = hublens.load_model(tmp_path / "model")
     expected = _adjusted_mean(
-        _last_states(reference, model, [t + " This represents" for t in data.column("en")]),
-        _last_states(reference, model, [t + "这代表了" for t in data.column("zh")]),
+        _last_states(reference, model, _cued(data.column("en"), " This represents", ".")),
+        _last_states(reference, model, _cued(data.column("zh"), "这代表了", "。")),
     )
     rows = table[table["metric"] == "adjusted_cosine"].set_index("layer")["mean"]
     for layer, value in rows.items():

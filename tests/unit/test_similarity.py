@@ -21,9 +21,21 @@ RECORDS = [
 ]
 
 
-def _hidden_last(reference, model, texts):
-    """(L, n, d) last-token states, one text at a time, from plain transformers."""
-    states = [hidden_states(reference, torch.tensor([token_ids(model, t)]))[:, -1] for t in texts]
+def _hidden_last(reference, model, texts, *, last_layer="output"):
+    """(L, n, d) last-token states, one text at a time, from plain transformers.
+
+    ``"output"``: ``output_hidden_states[1:]`` (the last entry is the model's final-normed output,
+    as the paper's code reads); ``"residual"``: the last block's raw output there (a hook).
+    """
+    states = []
+    for t in texts:
+        ids = torch.tensor([token_ids(model, t)])
+        if last_layer == "residual":
+            states.append(hidden_states(reference, ids)[:, -1])
+            continue
+        with torch.no_grad():
+            hs = reference(input_ids=ids, output_hidden_states=True).hidden_states
+        states.append(torch.stack([h[0, -1] for h in hs[1:]]).float())
     return torch.stack(states, dim=1).double()
 
 
@@ -136,7 +148,8 @@ def test_streaming_memory_is_bounded(tiny):
 
 @pytest.mark.parametrize("layers", [[0], [0, 1], None])
 def test_scan_stops_after_the_last_scanned_layer(layers):
-    """Blocks after the last scanned layer and the final norm never start; states are exact."""
+    """Blocks after the last scanned layer never start, nor the final norm inside the forward
+    (similarity applies it to the captured last-token rows only); states are exact."""
     import hublens
     from tests.conftest import build_tiny
 
@@ -148,7 +161,9 @@ def test_scan_stops_after_the_last_scanned_layer(layers):
     modules = {**{i: block.attn for i, block in enumerate(hf.model.layers)},
                "norm": hf.model.norm}
     handles = [
-        module.register_forward_pre_hook(lambda m, a, key=key: calls.append(key))  # started
+        module.register_forward_pre_hook(  # started (the norm: only on (batch, pos, d) input)
+            lambda m, a, key=key: calls.append(key) if key != "norm" or a[0].dim() == 3 else None
+        )
         for key, module in modules.items()
     ]
     try:
