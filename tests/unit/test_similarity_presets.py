@@ -66,10 +66,16 @@ def test_semantic_hub_preset_equals_the_transcription_at_every_layer(tiny):
     model, reference, _ = tiny
     data = _data()
     result = semantic_hub_scan(
-        model, data, batch_size=4, progress=False,
-        analyses=[Similarity(name="paper", pairs=[("en", "zh")], method="semantic-hub"),
-                  Similarity(name="grouped", pairs=[("en", "zh")], method="semantic-hub",
-                             group_by="g", cues={})],
+        model,
+        data,
+        batch_size=4,
+        progress=False,
+        analyses=[
+            Similarity(name="paper", pairs=[("en", "zh")], method="semantic-hub"),
+            Similarity(
+                name="grouped", pairs=[("en", "zh")], method="semantic-hub", group_by="g", cues={}
+            ),
+        ],
     )
     tok = model.tokenizer
     ref = paper.similarity(reference, tok, data.column("en"), data.column("zh"))
@@ -91,8 +97,12 @@ def test_semantic_hub_preset_equals_the_transcription_at_every_layer(tiny):
     items = [("+", 0, 0, r["g"]) for r in RECORDS]  # the group label as the "result"
     groups = paper.arithmetic_groups(cos, items)
     grouped = _rows(result, "grouped")
-    names = {"exact_match": "cosine_exact_match", "same_result": "cosine_same_group",
-             "different_result": "cosine_different_group", "diff": "cosine_diff"}
+    names = {
+        "exact_match": "cosine_exact_match",
+        "same_result": "cosine_same_group",
+        "different_result": "cosine_different_group",
+        "diff": "cosine_diff",
+    }
     for layer in range(model.n_layers):
         for key, metric in names.items():
             assert abs(grouped[(metric, layer)].mean - groups[key][layer]) < 1e-4, (key, layer)
@@ -110,9 +120,14 @@ def test_hublens_default_last_layer_is_the_output_and_residual_is_an_option(tiny
     model, reference, _ = tiny
     data = _data()
     result = semantic_hub_scan(
-        model, data, batch_size=3, progress=False,
-        analyses=[Similarity(name="out", cues={}), Similarity(name="raw", cues={},
-                                                               last_layer="residual")],
+        model,
+        data,
+        batch_size=3,
+        progress=False,
+        analyses=[
+            Similarity(name="out", cues={}),
+            Similarity(name="raw", cues={}, last_layer="residual"),
+        ],
     )
     last = model.n_layers - 1
     for name, rule in (("out", "output"), ("raw", "residual")):
@@ -147,14 +162,17 @@ def _two_pass_centred(x, y):
 def test_one_pass_centred_equals_the_two_pass_formula(tiny, spill_bytes):
     model, reference, _ = tiny
     data = _data()
-    analysis = Similarity(name="c", pairs=[("en", "zh")], centered=True, cues={},
-                          spill_bytes=spill_bytes)
+    analysis = Similarity(
+        name="c", pairs=[("en", "zh")], centered=True, cues={}, spill_bytes=spill_bytes
+    )
     assert analysis.n_passes() == 1
     result = semantic_hub_scan(model, data, analyses=[analysis], batch_size=2, progress=False)
     if spill_bytes == 0:
         assert analysis._states[("en", "zh")].spilled > 0  # every block went to disk
-    cos = _two_pass_centred(_numpy_states(model, reference, data.column("en")),
-                            _numpy_states(model, reference, data.column("zh")))
+    cos = _two_pass_centred(
+        _numpy_states(model, reference, data.column("en")),
+        _numpy_states(model, reference, data.column("zh")),
+    )
     n = cos.shape[0]
     rows = _rows(result, "c")
     for layer in range(model.n_layers):
