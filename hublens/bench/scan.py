@@ -104,7 +104,10 @@ def _texts(data: ParallelData) -> list[str]:
 
 
 def _hf_states(reference: Any, ids: Tensor, mask: Tensor) -> list[Tensor]:
-    """Every decoder layer's output via ``output_hidden_states`` (last one pre-norm: a hook)."""
+    """Every decoder layer's output via ``output_hidden_states`` (last one pre-norm: a hook).
+
+    :func:`reference_scan` norms the last one for similarity, as the scan does.
+    """
     captured: dict[str, Tensor] = {}
     layers = reference.model.layers
     handle = layers[-1].register_forward_hook(
@@ -149,7 +152,11 @@ def reference_scan(
         last.append(torch.stack([s[rows, batch.lengths - 1] for s in states], dim=1))
     h = torch.cat(last).double()  # (n_texts, L, d), all kept: the paper's way
     out = {}
-    unit = h / h.norm(dim=-1, keepdim=True)
+    # similarity reads the model's output at the last layer (the final norm applied)
+    hs = h.clone()
+    with torch.no_grad():
+        hs[:, -1] = reference.model.norm(h[:, -1].float()).double()
+    unit = hs / hs.norm(dim=-1, keepdim=True)
     n = len(data)
     for j, other in enumerate(data.types[1:], start=1):
         x, y = unit[0::k].transpose(0, 1), unit[j::k].transpose(0, 1)  # (L, n, d)
