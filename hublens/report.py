@@ -98,10 +98,12 @@ def render_html(result: ScanResult, title: str = "Semantic hub scan") -> str:
     parts: list[str] = []
     if subtitle:
         parts.append(f'<p class="subtitle">{html.escape(subtitle)}</p>')
-    if names:
+    grids = result.extras.get("lens_grids") or []
+    if names or grids:
         links = "".join(
             f'<li><a href="#analysis-{i}">{html.escape(n)}</a></li>' for i, n in enumerate(names)
         )
+        links += '<li><a href="#lens-grids">Token × layer lens view</a></li>' if grids else ""
         parts.append(f"<nav><strong>Analyses</strong><ul>{links}</ul></nav>")
     parts += ["<h2>Provenance</h2>", kv_table(result.provenance, "kv")]
 
@@ -128,6 +130,10 @@ def render_html(result: ScanResult, title: str = "Semantic hub scan") -> str:
         else:
             parts.append('<p class="muted">(none recorded)</p>')
 
+    if grids:
+        from hublens.views.lens_grid import grids_section
+
+        parts += grids_section(grids)
     page_title = title + (" — " + subtitle if subtitle else "")
     return render_page(title, parts, page_title=page_title)
 

@@ -48,12 +48,15 @@ class ScanResult:
         provenance: Model provenance, data name / hash / size, layers, batch size, versions.
         options: Per analysis, the settings it ran with (final norm, token policy, ...).
         examples: Per analysis, a few example inputs (shown, escaped, in the HTML report).
+        extras: Views shown in the report besides the analyses, JSON-ready: ``"lens_grids"``
+            holds :meth:`hublens.views.LensGrid.to_dict` payloads (token x layer grids).
     """
 
     rows: list[Row]
     provenance: dict[str, Any]
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def analyses(self) -> list[str]:
@@ -83,13 +86,16 @@ class ScanResult:
         return sorted(rows, key=lambda r: (r.metric, r.group, r.layer))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (NaN becomes null)."""
-        return {
+        """JSON-ready dictionary (NaN becomes null; ``extras`` only when there are some)."""
+        payload = {
             "provenance": self.provenance,
             "options": self.options,
             "examples": self.examples,
             "rows": [row_to_json(row) for row in self.rows],
         }
+        if self.extras:
+            payload["extras"] = self.extras
+        return payload
 
     def to_json(self, path: str | Path | None = None) -> str:
         """Serialise to JSON; also write it to ``path`` if given."""
@@ -101,7 +107,11 @@ class ScanResult:
         payload = json.loads(text)
         rows = [row_from_json(Row, row) for row in payload["rows"]]
         return cls(
-            rows, payload["provenance"], payload.get("options", {}), payload.get("examples", {})
+            rows,
+            payload["provenance"],
+            payload.get("options", {}),
+            payload.get("examples", {}),
+            payload.get("extras", {}),
         )
 
     @classmethod
@@ -149,7 +159,11 @@ class ScanResult:
             data_name: {k: r.provenance.get(k) for k in ("data", "layers", "batch_size")}
             for data_name, r in zip(names, results, strict=True)
         }
-        return cls(rows, provenance, options, examples)
+        extras: dict[str, Any] = {}
+        for result in results:  # list-valued extras (e.g. lens grids) are concatenated
+            for key, value in result.extras.items():
+                extras[key] = [*extras.get(key, []), *value] if isinstance(value, list) else value
+        return cls(rows, provenance, options, examples, extras)
 
     def figure(self, name: str) -> go.Figure:
         """Plotly figure of one analysis: mean per layer with a 95% CI band per metric/group."""
