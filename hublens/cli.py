@@ -33,6 +33,10 @@ def _cmd_lens(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
     loaded = time.perf_counter() - started
+    if args.grid:  # hublens lens --grid TEXT: the token x layer view as an HTML page
+        from hublens.views.cli import run_grid
+
+        return run_grid(model, args)
     readout = translation_readout(model, args.prompt, words, final_norm=not args.no_final_norm)
     print(f"model: {model!r} (loaded in {loaded:.1f} s)")
     print(readout.to_text())
@@ -101,6 +105,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         for data in datasets
     ]
     result = results[0] if len(results) == 1 else ScanResult.combine(results)
+    if not args.no_grids:  # a few token x layer lens grids per data set, shown in the report
+        from hublens.views.examples import example_grids
+
+        grids = [g.to_dict() for data in datasets for g in example_grids(model, data)]
+        result.extras["lens_grids"] = grids
     report = result.save(args.out)
     print(_summary(result))
     print(f"wrote {report.parent / 'result.json'}, result.csv and {report}")
@@ -167,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lens.add_argument("--no-final-norm", action="store_true", help="unembed raw residuals")
     lens.add_argument("--json", help="also write the readout and provenance to this JSON file")
+    from hublens.views.cli import add_grid_arguments  # --grid TEXT, --grid-out
+
+    add_grid_arguments(lens)
     lens.set_defaults(func=_cmd_lens)
 
     scan = sub.add_parser(
@@ -193,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--seed", type=int, default=0, help="seed of the --max-items sample")
     scan.add_argument("--no-progress", action="store_true")
+    scan.add_argument(
+        "--no-grids", action="store_true", help="leave the token x layer lens grids out of reports"
+    )
     scan.set_defaults(func=_cmd_scan)
 
     from hublens.steering.cli import add_steer_parser
