@@ -63,6 +63,14 @@ def _prefix_index(model: Any) -> dict[str, list[int]]:
     return index
 
 
+def _byte_char(byte: int) -> str:
+    """GPT-2's byte-level alphabet: printable bytes map to themselves, the rest to 256 + n."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    if byte in printable:
+        return chr(byte)
+    return chr(256 + [b for b in range(256) if b not in printable].index(byte))
+
+
 def first_byte_token(model: Any, word: str) -> int | None:
     """Id of the token of ``word``'s first non-ASCII (or control) UTF-8 byte, or None.
 
@@ -76,9 +84,7 @@ def first_byte_token(model: Any, word: str) -> int | None:
     vocab = tokenizer.get_vocab()
     piece = f"<0x{escaped[0]:02X}>"
     if piece not in vocab and model.convention.space_marker == "\u0120":
-        from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-        piece = bytes_to_unicode()[escaped[0]]
+        piece = _byte_char(escaped[0])
     token_id = vocab.get(piece)
     return None if token_id is None or token_id >= int(model.d_vocab) else int(token_id)
 

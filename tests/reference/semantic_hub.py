@@ -172,20 +172,26 @@ def number_word(n: int) -> str:
 
 
 def arithmetic_lens(
-    model, tokenizer, items: Sequence[tuple[str, int, int, int]], *, style: str = "llama-3"
+    model,
+    tokenizer,
+    items: Sequence[tuple[str, int, int, int]],
+    *,
+    style: str = "llama-3",
+    lens=None,
 ) -> dict[str, np.ndarray]:
     """Per-item, per-layer log p(numeral) and log p(" word") at the last token of ``"r=o+"``.
 
     Prompt ``f"{result}={other}{op}"`` with the tokenizer's BOS; numeral without a space, number
     word with one; no norm (last layer normed). Transcribes ``arithmetic/logit_lens.py`` 53-79
-    (the cache is not transcribed; the printed numbers are the means over items).
+    (the cache is not transcribed; the printed numbers are the means over items). ``lens``
+    replaces :func:`hidden_logprobs` (e.g. ``wendler.normed_logprobs``).
 
     Returns:
         ``numeral`` and ``word``: (n, layer); ``numeral_mean``, ``word_mean``: (layer,).
     """
     num, word = [], []
     for op, other, target, result in items:
-        logp = hidden_logprobs(model, tokenizer, f"{result}={other}{op}")
+        logp = (lens or hidden_logprobs)(model, tokenizer, f"{result}={other}{op}")
         n_id = first_token_id(tokenizer, str(target), add_prefix_space=False, style=style)
         w_id = first_token_id(tokenizer, number_word(target), add_prefix_space=True, style=style)
         num.append(logp[:, -1, n_id])
@@ -278,7 +284,7 @@ def language_given_token(counts: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def language_probabilities(
-    model, tokenizer, texts: Sequence[str], lang_probs: np.ndarray
+    model, tokenizer, texts: Sequence[str], lang_probs: np.ndarray, *, lens=None
 ) -> np.ndarray:
     """(layer, K) ``sum over texts and positions of p(lang | h) / total positions``.
 
@@ -287,13 +293,14 @@ def language_probabilities(
     no norm (last layer normed). If the lens vocabulary exceeds the table's, the lens
     probabilities are cut to the table's columns and renormalised. Transcribes
     ``multilingual/global_language_trends.py`` 51-113 (``calculate_log_prob`` with
-    ``report_and_return`` 33-48; entropies are not transcribed).
+    ``report_and_return`` 33-48; entropies are not transcribed). ``lens`` replaces
+    :func:`hidden_logprobs`.
     """
     table = torch.from_numpy(np.asarray(lang_probs, dtype=np.float32))
     total = None
     n_tokens = 0
     for text in texts:
-        p = torch.from_numpy(hidden_logprobs(model, tokenizer, text)).exp()  # (L, T, V)
+        p = torch.from_numpy((lens or hidden_logprobs)(model, tokenizer, text)).exp()  # (L,T,V)
         if p.shape[-1] > table.shape[-1]:
             p = p[..., : table.shape[-1]]
             p = p / p.sum(-1, keepdim=True)

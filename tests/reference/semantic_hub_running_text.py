@@ -135,12 +135,13 @@ def running_text_lens(
     zh2en: Mapping[str, Sequence[str]],
     *,
     leading_space: bool = False,
+    lens=None,
 ) -> dict[str, np.ndarray | int]:
     """Per-layer mean log p(actual next Chinese token) and mean max log p(English translation).
 
     Transcribes ``multilingual/logit_lens.py`` 136-239 (``segment_text``, ``aggregate_probs``,
     ``compute``): texts with nothing to read are skipped; the means are over every kept position
-    of every text.
+    of every text. ``lens`` replaces ``hidden_logprobs`` (e.g. ``wendler.normed_logprobs``).
 
     Returns:
         ``zh`` and ``en``: (n_positions, layer) values; ``zh_mean``, ``en_mean``: (layer,);
@@ -152,7 +153,7 @@ def running_text_lens(
         if aligned is None or not aligned[0]:
             continue
         translations, next_token, _ = aligned
-        logp = hidden_logprobs(model, tokenizer, text, add_special_tokens=False)  # (L, T, V)
+        logp = (lens or hidden_logprobs)(model, tokenizer, text, add_special_tokens=False)
         n_texts += 1
         for prev, cands in translations.items():
             zh_rows.append(logp[:, prev, next_token[prev]])

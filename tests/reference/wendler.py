@@ -179,7 +179,9 @@ def build_dataset(
 
 
 @torch.no_grad()
-def block_outputs(model, tokenizer, prompt: str) -> torch.Tensor:
+def block_outputs(
+    model, tokenizer, prompt: str, *, add_special_tokens: bool = True
+) -> torch.Tensor:
     """(layer, pos, d) raw output of every decoder block (``BlockOutputWrapper.output``), the
     prompt tokenized with the tokenizer's defaults (BOS for Llama-2; ``LlamaHelper.get_logits``)."""
     captured: list[torch.Tensor] = []
@@ -190,7 +192,9 @@ def block_outputs(model, tokenizer, prompt: str) -> torch.Tensor:
         for layer in model.model.layers
     ]
     try:
-        model(tokenizer(prompt, return_tensors="pt").input_ids)
+        model(
+            tokenizer(prompt, return_tensors="pt", add_special_tokens=add_special_tokens).input_ids
+        )
     finally:
         for h in hooks:
             h.remove()
@@ -205,6 +209,18 @@ def last_token_probs(model, tokenizer, prompt: str) -> np.ndarray:
     h = block_outputs(model, tokenizer, prompt)[:, -1, :]
     logits = model.get_output_embeddings()(model.model.norm(h))
     return torch.softmax(logits.float(), dim=-1).numpy()
+
+
+@torch.no_grad()
+def normed_logprobs(model, tokenizer, text: str, *, add_special_tokens: bool = True) -> np.ndarray:
+    """(layer, pos, vocab) ``log_softmax(lm_head(norm(h)))`` of every block output, fp32.
+
+    Wendler's lens (cell 7) at every position; the analyses Wendler has no code for use it with
+    the semantic hub paper's data handling (the same signature as ``semantic_hub.hidden_logprobs``).
+    """
+    h = block_outputs(model, tokenizer, text, add_special_tokens=add_special_tokens)
+    logits = model.get_output_embeddings()(model.model.norm(h))
+    return torch.log_softmax(logits.float(), dim=-1).numpy()
 
 
 def translation_lens(model, tokenizer, dataset: Sequence[dict]) -> dict[str, np.ndarray]:
