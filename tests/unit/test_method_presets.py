@@ -12,8 +12,12 @@ import pytest
 
 import hublens
 from hublens import semantic_hub_scan
-from hublens.analyses import ArithmeticProbe, ChineseRunningText, LanguageProbability
-from hublens.analyses import TranslationLens
+from hublens.analyses import (
+    ArithmeticProbe,
+    ChineseRunningText,
+    LanguageProbability,
+    TranslationLens,
+)
 from hublens.analyses.running_text_paper import first_gloss_dictionary
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
@@ -83,8 +87,12 @@ def test_translation_preset_equals_wendler_transcription(tiny, method):
         latent, out = ref["latent_mean"], ref["out_mean"]
     else:  # Wendler's data through the paper's lens (no norm; the last layer is the output)
         probs = [np.exp(sh.hidden_logprobs(reference, tok, d["prompt"])[:, -1]) for d in dataset]
-        latent = np.mean([p[:, d["latent_token_id"]].sum(-1) for p, d in zip(probs, dataset)], 0)
-        out = np.mean([p[:, d["out_token_id"]].sum(-1) for p, d in zip(probs, dataset)], 0)
+        latent = np.mean(
+            [p[:, d["latent_token_id"]].sum(-1) for p, d in zip(probs, dataset, strict=True)], 0
+        )
+        out = np.mean(
+            [p[:, d["out_token_id"]].sum(-1) for p, d in zip(probs, dataset, strict=True)], 0
+        )
     n = model.n_layers
     np.testing.assert_allclose(_per_layer(result, "translation_lens", "p_dominant", "fr->zh", n),
                                latent, atol=ATOL)  # fmt: skip
@@ -93,11 +101,10 @@ def test_translation_preset_equals_wendler_transcription(tiny, method):
 
 
 def _arithmetic_data(items) -> ParallelData:
-    records = [
-        {"numeral": f"{o}{op}{t}", "words": f"{o} {op} {t}", "meta": {"lens_prompt": f"{r}={o}{op}", "lens_answer": t,
-                                            "op": op}}
-        for op, o, t, r in items
-    ]  # fmt: skip
+    records = []
+    for op, o, t, r in items:
+        meta = {"lens_prompt": f"{r}={o}{op}", "lens_answer": t, "op": op}
+        records.append({"numeral": f"{o}{op}{t}", "words": f"{o} {op} {t}", "meta": meta})
     return ParallelData.from_records(records, name="arith4")
 
 
@@ -128,7 +135,7 @@ CORPUS = {
 def test_language_probability_preset_equals_paper_transcription(tiny, method):
     model, reference, tok = tiny
     data = ParallelData.from_records(
-        [{"en": e, "zh": z} for e, z in zip(CORPUS["en"], CORPUS["zh"])], name="lp3"
+        [{"en": e, "zh": z} for e, z in zip(CORPUS["en"], CORPUS["zh"], strict=True)], name="lp3"
     )
     analysis = LanguageProbability(
         method=method, languages=("en", "zh"), count_corpus=CORPUS, types=["en", "zh"]

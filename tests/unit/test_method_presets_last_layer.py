@@ -9,8 +9,12 @@ import torch
 
 import hublens
 from hublens import semantic_hub_scan
-from hublens.analyses import ArithmeticProbe, ChineseRunningText, LanguageProbability
-from hublens.analyses import TranslationLens
+from hublens.analyses import (
+    ArithmeticProbe,
+    ChineseRunningText,
+    LanguageProbability,
+    TranslationLens,
+)
 from hublens.data import ParallelData
 from tests.conftest import build_tiny
 from tests.unit.lens_reference import rows_by_key, token_ids
