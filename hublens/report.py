@@ -105,6 +105,12 @@ def render_html(result: ScanResult, title: str = "Semantic hub scan") -> str:
         )
         links += '<li><a href="#lens-grids">Token × layer lens view</a></li>' if grids else ""
         parts.append(f"<nav><strong>Analyses</strong><ul>{links}</ul></nav>")
+    parts.append(
+        '<p class="muted">Methods: every option of each analysis against the source papers\' '
+        "code (the semantic hub paper, Wendler et al.) and why hublens's default differs, and "
+        "the <code>method=</code> presets: <code>docs/methods.md</code> in the hublens source "
+        "(the method each analysis followed is in its options below).</p>"
+    )
     parts += ["<h2>Provenance</h2>", kv_table(result.provenance, "kv")]
 
     for i, name in enumerate(names):
