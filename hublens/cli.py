@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 from hublens.bundled import BUNDLED, DEFAULT_MODEL
+from hublens.methods import METHODS
 
 #: The default translation prompt: French to Chinese, read in English in the middle layers.
 DEFAULT_PROMPT = 'Français: "fleur" - 中文: "'
@@ -100,7 +101,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     results = [
         hublens.semantic_hub_scan(
             model, data, analyses=names, layers=layers, batch_size=args.batch_size,
-            progress=not args.no_progress,
+            progress=not args.no_progress, method=args.method,
         )
         for data in datasets
     ]
@@ -204,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="scan a seeded random sample of N items (data-set order kept; see --seed)",
     )
     scan.add_argument("--seed", type=int, default=0, help="seed of the --max-items sample")
+    scan.add_argument(
+        "--method", choices=METHODS, default=None,
+        help="whose method the analyses follow (docs/methods.md); default: hublens",
+    )
     scan.add_argument("--no-progress", action="store_true")
     scan.add_argument(
         "--no-grids", action="store_true", help="leave the token x layer lens grids out of reports"
@@ -213,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hublens.steering.cli import add_steer_parser
 
     add_steer_parser(sub, common)
+
+    from hublens.check.cli import add_check_parser  # hublens check MODEL
+
+    add_check_parser(sub)
 
     info = sub.add_parser("info", parents=[common], help="print a model's facts and provenance")
     info.set_defaults(func=_cmd_info)
