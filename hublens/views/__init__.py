@@ -14,14 +14,18 @@ from hublens.views.lens_grid import (
     write_grid_html,
 )
 from hublens.views.marks import TokenClass, script_marks
+from hublens.views.trajectories import Trajectories, arithmetic_trajectories, trajectory_figure
 
 __all__ = [
     "LensGrid",
     "TokenClass",
+    "Trajectories",
+    "arithmetic_trajectories",
     "grid_figure",
     "grid_html",
     "grids_section",
     "lens_grid",
     "script_marks",
+    "trajectory_figure",
     "write_grid_html",
 ]
