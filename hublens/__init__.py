@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hublens._version import __version__
 from hublens.bundled import BUNDLED, DEFAULT_MODEL
+from hublens.check import CheckReport, CheckResult, check
 from hublens.errors import (
     CacheError,
     HublensError,
@@ -24,6 +25,8 @@ __all__ = [
     "BUNDLED",
     "DEFAULT_MODEL",
     "CacheError",
+    "CheckReport",
+    "CheckResult",
     "HubModel",
     "HublensError",
     "Provenance",
@@ -32,6 +35,7 @@ __all__ = [
     "UnknownModelError",
     "WeightsNotFoundError",
     "__version__",
+    "check",
     "load_model",
     "semantic_hub_scan",
     "steer",

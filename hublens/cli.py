@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_steer_parser(sub, common)
 
+    from hublens.check.cli import add_check_parser  # hublens check MODEL
+
+    add_check_parser(sub)
+
     info = sub.add_parser("info", parents=[common], help="print a model's facts and provenance")
     info.set_defaults(func=_cmd_info)
 

@@ -185,6 +185,26 @@ def collect(
             analyses[a].update(indices, tensors)
 
 
+def _check_summary(model: HubModel) -> dict[str, Any]:
+    """The last full check of ``model`` if one ran, else the quick subset; warns on failure."""
+    import warnings
+
+    from hublens.check import check as run_check
+    from hublens.check import last_report
+
+    report = last_report(model)
+    if report is None:
+        report = run_check(model, quick=True)
+    if not report.passed:
+        warnings.warn(
+            f"hublens.check failed on {model.provenance.name!r}: "
+            f"{', '.join(r.name for r in report.failures())}; run hublens.check(model) for the "
+            "details before trusting this scan.",
+            stacklevel=3,
+        )
+    return report.summary()
+
+
 def semantic_hub_scan(
     model: HubModel | str,
     data: ParallelData | str | os.PathLike[str] | list[dict[str, Any]],
@@ -196,6 +216,7 @@ def semantic_hub_scan(
     distributed: bool = False,
     max_tokens: int | None = None,
     method: str | None = None,
+    check: bool = True,
 ) -> ScanResult:
     """Measure the semantic hub: per-layer similarity and logit-lens statistics with 95% CIs.
 
@@ -219,6 +240,11 @@ def semantic_hub_scan(
             ``analyses``): ``"hublens"``, ``"semantic-hub"`` or ``"wendler"``
             (:mod:`hublens.methods`, docs/methods.md); Analysis objects keep their own. None:
             each analysis's default (``"hublens"``). Recorded in every analysis's options.
+        check: Record a self-check summary in the provenance (``provenance["check"]``): the
+            last full :func:`hublens.check` report of this model in this process if one ran,
+            else the quick subset (hooks attached, BOS policy, last-layer lens: one short
+            forward), run before the scan's first batch. A failure warns; it does not stop the
+            scan. False records nothing.
 
     Returns:
         The result: ``.table()``, ``.figure(name)``, ``.save(dir)``.
@@ -254,6 +280,7 @@ def semantic_hub_scan(
         raise ValueError(f"analyses have duplicate names {names}; give each a distinct name.")
     query_lists = _query_lists(model, selected, data)
     check_scan_inputs(model, data, selected, query_lists, max_tokens=max_tokens)
+    check_summary = _check_summary(model) if check else None
     full_data, world = data, 1
     if distributed:  # validated on all items above; now each rank takes its shard
         from hublens.distributed import ensure_process_group, reduce_analysis, shard_indices
@@ -318,6 +345,8 @@ def semantic_hub_scan(
     }
     if distributed:
         provenance["world_size"] = world
+    if check_summary is not None:
+        provenance["check"] = check_summary
     options = {a.name: dict(a.options) for a in selected}
     examples = {
         a.name: [q.text for q in qs[:3]] for a, qs in zip(selected, query_lists, strict=True)
