@@ -106,7 +106,9 @@ def header(args) -> str:
         "2 CPU cores (shared with other jobs while measuring, so the seconds are loose), no "
         "GPU, torch 2.13.0+cpu, transformers 5.23.0, transformer-lens 4.3.0. Cells: the mean "
         "with its 95% CI in brackets at selected layers (L = index of the block whose resid_post "
-        "is read; the last layer is the model's output). Full per-layer tables and HTML reports: "
+        "is read; at the last layer every lens analysis reads the model's own output, the final "
+        "norm applied under every lens setting, and similarity reads what its options record as "
+        "last_layer; docs/methods.md). Full per-layer tables and HTML reports: "
         "results/<model>/<data>/ (not committed; rerun the command).\n\n"
     )
 
