@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_steer_parser(sub, common)
 
+    from hublens.reproduce.cli import add_reproduce_parser  # hublens reproduce
+
+    add_reproduce_parser(sub, common)
+
     from hublens.check.cli import add_check_parser  # hublens check MODEL
 
     add_check_parser(sub)
