@@ -179,14 +179,14 @@ def grouped_stats(s: PairStates, rule: GroupRule) -> dict[str, MeanStat | tuple[
         ``cosine_diff`` (the paper's "Diff": cos(x_i, y_i) minus the mean over ALL pairs).
     """
     sum_x, sum_y, count = _group_sums(s)
-    total_y = sum(sum_y.values())
+    total_y = torch.stack(list(sum_y.values())).sum(0)
     n = s.n
     exact, same, diff = MeanStat(), MeanStat(), MeanStat()
     minus_all = MeanStat()
     if rule == "pooled":
-        total_x = sum(sum_x.values())
+        total_x = torch.stack(list(sum_x.values())).sum(0)
         all_sum = (total_x * total_y).sum(-1)  # Σ over all (i, j) of cos(x_i, y_j)
-        same_sum = sum((sum_x[g] * sum_y[g]).sum(-1) for g in count)
+        same_sum = torch.stack([(sum_x[g] * sum_y[g]).sum(-1) for g in count]).sum(0)
         same_n = sum(c * c for c in count.values())
     offset = 0
     for x, y in s.blocks():
