@@ -7,7 +7,9 @@ One class, :class:`SteerHook`, serves every steering path of hublens:
 * per-row ``(batch, k, d_model)`` vectors, one set per batch row (:func:`row_steering_hooks`,
   used by the interventions to run many strengths as rows of one batch);
 * a direction scaled to the state norm (``relative=True``, :func:`direction_hook`, used by the
-  vision and audio experiments).
+  vision and audio experiments);
+* activation patching (:func:`patch_hooks`, used by :mod:`hublens.patching`): one stored state
+  per row and layer written over the row's state in ``"replace"`` mode.
 
 The prompt-only guard: with ``prompt_len`` set, the hook acts only in passes that hold the whole
 prompt and only on its first ``prompt_len`` positions; KV-cached decode steps (one new position
@@ -21,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from jaxtyping import Float, Int, Shaped
+from jaxtyping import Bool, Float, Int, Shaped
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from hublens.hooks.names import Site, hook_name, validate_layers
+from hublens.hooks.names import Site, hook_name, n_layers_of, validate_layers
 from hublens.hooks.positions import AllPositions, Positions, Selector
 from hublens.steering.checks import Layers, check_vector, layer_selection, model_dtype, number
 
@@ -47,6 +49,8 @@ class SteerHook:
             so cached and uncached greedy generation agree.
         relative: Use the vector as a unit direction scaled to each state's norm:
             ``"add"`` gives ``x + scale * |x| * unit``, ``"replace"`` gives ``|x| * unit``.
+        rows: ``(batch,)`` booleans: only these batch rows are changed (None: every row). Lets
+            one batch carry rows patched at different layers (activation patching).
     """
 
     vector: Shaped[Tensor, "*k d_model"]
@@ -55,6 +59,7 @@ class SteerHook:
     mode: Literal["add", "replace"] = "add"
     prompt_len: int | None = None
     relative: bool = False
+    rows: Bool[Tensor, " batch"] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.vector, Tensor) or self.vector.ndim not in (1, 2, 3):
@@ -84,6 +89,12 @@ class SteerHook:
                 raise ValueError(
                     "positions must be non-negative (count from the start of the prompt)."
                 )
+        if self.rows is not None and (
+            not isinstance(self.rows, Tensor)
+            or self.rows.dtype != torch.bool
+            or self.rows.ndim != 1
+        ):
+            raise ValueError("rows must be a (batch,) bool tensor, or None for every row.")
         if self.relative and bool((self.vector.norm(dim=-1) == 0).any()):
             raise ValueError("relative=True needs a non-zero direction; the vector is zero.")
         if self.prompt_len is not None:
@@ -128,6 +139,10 @@ class SteerHook:
         if self.prompt_len is not None and x.shape[1] < self.prompt_len:
             return x  # a KV-cached decode step: the prompt is not in this pass
         update, mask = self._update(x)
+        if self.rows is not None:
+            if self.rows.shape[0] != x.shape[0]:
+                raise ValueError(f"rows has {self.rows.shape[0]} entries; the batch {x.shape[0]}.")
+            mask = mask & self.rows.to(x.device)[:, None]
         if self.prompt_len is not None:
             mask = mask & (torch.arange(x.shape[1], device=x.device) < self.prompt_len)
         if self.relative:
@@ -265,3 +280,81 @@ def direction_hook(
 
 #: The name the vision/audio experiments used; it builds the one :class:`SteerHook`.
 DirectionHook = direction_hook
+
+
+def patch_hooks(
+    model: Any,
+    states: Float[Tensor, "layer batch d_model"],
+    positions: Int[Tensor, " batch"] | Sequence[int],
+    *,
+    layers: Layers,
+    prompt_len: int | None = None,
+    site: Site = "resid_post",
+    rows: Bool[Tensor, "layer batch"] | None = None,
+) -> list[tuple[str, SteerHook]]:
+    """Activation patching: write ``states[j, b]`` over row b's state at ``positions[b]``.
+
+    One replace-mode :class:`SteerHook` per layer (layer ``layers[j]`` gets ``states[j]``), so
+    patching is the same hook as steering, only with ``mode="replace"`` and one stored state per
+    row. Patching a row's own state back into it changes nothing, exactly.
+
+    Args:
+        model: A HubModel or TransformerBridge.
+        states: ``(layer, batch, d_model)`` states to write, one per patched layer and row
+            (e.g. the source prompts' last-token ``resid_post``).
+        positions: ``(batch,)`` non-negative position to overwrite in each row.
+        layers: The patched layers, in the order of ``states``'s first dimension.
+        prompt_len: Patch the prompt pass only (KV-cached decode steps are left alone).
+        site: Residual-stream site.
+        rows: ``(layer, batch)`` booleans: which rows each layer patches (None: all), so one
+            batch can hold rows patched at different layers; other rows stay exactly as they are.
+
+    Returns:
+        ``(hook_name, hook)`` pairs, one per layer.
+
+    Raises:
+        ValueError: Wrong shapes, width, a layer out of range or repeated, bad positions.
+
+    Example:
+        >>> hooks = patch_hooks(model, source_states[[6]], [12], layers=[6])  # doctest: +SKIP
+    """
+    selection = layer_selection(layers)
+    chosen = [selection] if not isinstance(selection, list) else selection
+    checked = validate_layers(model, chosen)
+    if len(checked) != len(chosen):
+        raise ValueError(f"layers={chosen}: each patched layer must appear once.")
+    n = n_layers_of(model)
+    chosen = [int(layer) % n for layer in chosen]  # validated: in range, negative from the end
+    d_model = _d_model(model)
+    if not isinstance(states, Tensor) or states.ndim != 3 or states.shape[-1] != d_model:
+        shape = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
+        raise ValueError(
+            f"states has shape {shape}; patching needs (layer, batch, d_model) = "
+            f"({len(chosen)}, batch, {d_model})."
+        )
+    if states.shape[0] != len(chosen):
+        raise ValueError(
+            f"states holds {states.shape[0]} layers but layers={chosen} names {len(chosen)}."
+        )
+    index = torch.as_tensor(positions, dtype=torch.long).reshape(-1, 1)
+    if index.shape[0] != states.shape[1]:
+        raise ValueError(
+            f"positions has {index.shape[0]} entries but states has {states.shape[1]} rows."
+        )
+    if rows is not None and tuple(rows.shape) != tuple(states.shape[:2]):
+        raise ValueError(
+            f"rows has shape {tuple(rows.shape)}; states need {tuple(states.shape[:2])}."
+        )
+    hooks = []
+    for j, layer in enumerate(chosen):
+        hook = SteerHook(
+            states[j][:, None, :],
+            1.0,
+            Positions(index),
+            "replace",
+            prompt_len,
+            rows=None if rows is None else rows[j],
+        )
+        check_vector("states", hook.vector, scale=1.0, dtype=model_dtype(model))
+        hooks.append((hook_name(layer, site), hook))
+    return hooks
