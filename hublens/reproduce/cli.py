@@ -15,7 +15,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
     data = None if args.data is None else [d.strip() for d in args.data.split(",") if d.strip()]
-    result = reproduce(model, args.out, size=args.size, data=data)
+    result = reproduce(
+        model, args.out, size=args.size, data=data, log=lambda line: print(line, flush=True)
+    )
     for key, v in result.verdicts.items():
         print(f"{v.verdict:<15} {key}: {v.measured}")
     print(f"total {time.perf_counter() - started:.0f} s (load included)")

@@ -38,3 +38,14 @@ def test_example_rule_per_data_set():
     assert arithmetic[0][1:] == ("2=1+", "numeral") and arithmetic[1][2] == "zh"
     code = example_texts(ParallelData.load("code-lists"))
     assert len(code) == 1 and "\n" not in code[0][1] and len(code[0][1]) <= 60
+
+
+def test_example_grids_on_a_tiny_model(tiny_llama):
+    from hublens.views.examples import example_grids
+
+    model, _ = tiny_llama
+    grids = example_grids(model, ParallelData.load("arithmetic"))
+    assert [g.label for g in grids] == ["arithmetic · lens prompt", "arithmetic · zh"]
+    assert set(grids[0].marks) == {"target: numeral", "dominant: en"}
+    assert set(grids[1].marks) == {"target: zh", "dominant: en"}
+    assert grids[0].text == "2=1+" and len(grids[0].layers) == model.n_layers
