@@ -41,7 +41,9 @@ def bare():
             reference(input_ids=b.ids, attention_mask=b.attention_mask)
 
 def scan(name):
-    return lambda: semantic_hub_scan(model, data, analyses=[name], batch_size=8, progress=False, check=False)
+    return lambda: semantic_hub_scan(
+        model, data, analyses=[name], batch_size=8, progress=False, check=False
+    )
 
 timings = measure({{"bare": bare, "similarity": scan("similarity"),
                    "similarity_centered": scan("similarity_centered")}},
