@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_steer_parser(sub, common)
 
+    from hublens.patching.cli import add_patch_parser  # hublens patch
+
+    add_patch_parser(sub, common)
+
     from hublens.reproduce.cli import add_reproduce_parser  # hublens reproduce
 
     add_reproduce_parser(sub, common)

@@ -115,7 +115,7 @@ class ConceptPatching:
     target_in: str | None = None
     layers: Any = None
     span: int = 1
-    n_items: int | None = 32
+    n_items: int | None = 24
     few_shot: int = 2
     mean_sources: Sequence[str] | None = None
     controls: bool = True
@@ -254,7 +254,7 @@ class ConceptPatching:
             ]
             for lang in means
         }
-        unrelated = [UNRELATED_PROMPTS[k % len(UNRELATED_PROMPTS)] for k in range(len(pairs))]
+        unrelated = list(UNRELATED_PROMPTS)  # pair k gets unrelated[k % len(unrelated)]
         pos = {
             "source": resolve_positions(model, src, self.position, "source_prompts"),
             "target": resolve_positions(model, tgt, self.position, "target_prompts"),
@@ -267,21 +267,22 @@ class ConceptPatching:
         conditions += ["unrelated", "placebo"] if self.controls else []
         n = len(pairs)
         needed = sorted({layer + k for layer in starts for k in range(span)})
-        total = n * (2 + len(means) + bool(self.controls) + len(starts) * len(conditions))
+        total = n * (2 + len([x for x in means if x != a]) + len(starts) * len(conditions))
         bar = tqdm(total=total, desc="patching", unit="prompt", disable=not self.progress)
         tick = bar.update
         bs = self.batch_size
         states = {"patch": read_states(model, src, pos["source"], needed, batch_size=bs, tick=tick)}
         if means:
-            stack = [
-                read_states(model, mean_src[x], pos[x], needed, batch_size=bs, tick=tick)
+            stack = [  # the source language's own prompts are the source prompts: read once
+                states["patch"]
+                if x == a
+                else read_states(model, mean_src[x], pos[x], needed, batch_size=bs, tick=tick)
                 for x in means
             ]
             states["mean_patch"] = torch.stack(stack).mean(0)
         if self.controls:
-            states["unrelated"] = read_states(
-                model, unrelated, pos["unrelated"], needed, batch_size=bs, tick=tick
-            )
+            few = read_states(model, unrelated, pos["unrelated"], needed, batch_size=bs)
+            states["unrelated"] = few[:, torch.arange(n) % len(unrelated)]
         target = PatchTarget(model, tgt, pos["target"], batch_size=bs, tick=tick)
         clean, base = target.logprobs(token_ids, capture=needed)
         assert base is not None

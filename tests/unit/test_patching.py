@@ -16,6 +16,7 @@ import torch
 from hublens.hooks import attached_hooks, hook_name
 from hublens.patching import ConceptPatching, PatchTarget, read_states, resolve_positions
 from hublens.patching.generate import patched_generate
+from tests.conftest import build_tiny
 from tests.helpers.hf_steering import bos_ids
 
 SOURCE = 'Français: "chat" - English: "cat"\nFrançais: "fleur" - English: "'
@@ -280,3 +281,153 @@ def test_many_runs_in_one_batch_equal_each_run_alone(tiny):
         alone, _ = runner.logprobs(ids, states=run_states, layers=run_layers)
         torch.testing.assert_close(got, alone, atol=1e-5, rtol=0)
     assert not torch.allclose(together[0], together[-1])
+
+
+def _forward_counter(model):
+    calls = []
+    embed = model.bridge.original_model.get_input_embeddings()  # runs first in every forward
+    return calls, embed.register_forward_pre_hook(lambda *a: calls.append(1))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"source": "ko"}, r"source='ko' is not a language of the word table 'tiny-words'"),
+        ({"target_in": "ja"}, r"target_in='ja' is not a language"),
+        ({"mean_sources": ["pt"]}, r"mean_sources\[0\]='pt' is not a language"),
+        ({"source_out": "zh"}, r"source_out='zh' equals target='zh'"),
+        ({"layers": [99]}, r"layers contains 99, out of range"),
+        ({"layers": [2], "span": 2}, r"layers=\[2\] with span=2 would patch past the last layer"),
+        ({"position": -1000}, r"position=-1000: source_prompts\[0\] has \d+ tokens"),
+        ({"position": True}, r"position=True: pass an int"),
+        ({"n_items": 1}, r"n_items=1: pass an int >= 2"),
+    ],
+)
+def test_bad_input_is_refused_before_any_forward(tiny, words, options, message):
+    model, _, _ = tiny
+    base = {"target_in": "de", "few_shot": 1, "progress": False, "mean_sources": []}
+    calls, handle = _forward_counter(model)
+    try:
+        with pytest.raises((ValueError, TypeError), match=message):
+            ConceptPatching(**{**base, **options}).run(model, words)
+    finally:
+        handle.remove()
+    assert calls == [] and attached_hooks(model) == []
+
+
+@pytest.fixture(scope="module")
+def zwsp_model():
+    """A tiny model whose tokenizer strips U+200B (zero-width space): such a word has no token."""
+    from tokenizers import normalizers
+
+    import hublens
+    from tests.conftest import build_tokenizer
+
+    tok = build_tokenizer()
+    tok._tokenizer.normalizer = normalizers.Replace("\u200b", "")
+    hf, _, tok = build_tiny("llama", tokenizer=tok)
+    return hublens.load_model(hf, tok, prepend_bos=False)
+
+
+def test_a_word_with_no_token_is_refused_before_any_forward(zwsp_model, words):
+    from hublens.data import ParallelData
+
+    records = [dict(item.texts, id=item.id) for item in words]
+    records[1]["zh"] = "\u200b"
+    table = ParallelData.from_records(records, name="zwsp-words")
+    calls, handle = _forward_counter(zwsp_model)
+    try:
+        with pytest.raises(ValueError, match=r"The word '\\u200b' \(item 'cat', language 'zh'\)"):
+            ConceptPatching(target_in="de", few_shot=1, progress=False).run(zwsp_model, table)
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_patched_generate_refuses_a_missing_position_before_any_forward(tiny):
+    model, _, _ = tiny
+    calls, handle = _forward_counter(model)
+    try:
+        with pytest.raises(ValueError, match=r"position=-100: source\[0\] has \d+ tokens"):
+            patched_generate(model, SOURCE, TARGET, layers=0, position=-100)
+        with pytest.raises(ValueError, match="out of range"):
+            patched_generate(model, SOURCE, TARGET, layers=7)
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def _hand_prompts(items, k, a, b, c, d):
+    """The k-th pair's source (a -> b) and target (c -> d) prompts, one demonstration."""
+    names = {"fr": "Français", "en": "English", "de": "Deutsch", "zh": "中文", "es": "Español"}
+    n = len(items)
+    x, y = items[k], items[(k + n // 2) % n]
+    demo = next(items[(k + s) % n] for s in range(1, n) if items[(k + s) % n] not in (x, y))
+
+    def prompt(item, src, tgt):
+        return (
+            f'{names[src]}: "{demo[src]}" - {names[tgt]}: "{demo[tgt]}"\n'
+            f'{names[src]}: "{item[src]}" - {names[tgt]}: "'
+        )
+
+    return x, y, prompt(x, a, b), prompt(y, c, d)
+
+
+def test_mean_patch_and_controls_equal_hf_patching_by_hand(tiny, words):
+    """mean_patch writes the mean of HF states over source languages; placebo is norm-matched."""
+    model, reference, _ = tiny
+    layer = 0
+    result = ConceptPatching(
+        source="fr",
+        target_in="de",
+        layers=[layer],
+        n_items=4,
+        few_shot=1,
+        mean_sources=["fr", "es"],
+        progress=False,
+    ).run(model, words)
+    items = list(words)
+    mean_values, unrelated_values = [], []
+    for k in range(len(items)):
+        x, y, _, tgt = _hand_prompts(items, k, "fr", "en", "de", "zh")
+        states = [
+            _hf_layer_output(
+                reference, bos_ids(model, _hand_prompts(items, k, a, "en", "de", "zh")[2]), layer
+            )[-1]
+            for a in ("fr", "es")
+        ]
+        t_ids = bos_ids(model, tgt)
+        first = torch.tensor([model.tokenizer.encode(y["zh"], add_special_tokens=False)[0]])
+        with _hf_patch(reference, layer, len(t_ids) - 1, torch.stack(states).mean(0)):
+            mean_values.append(float(_hf_logprobs(reference, t_ids, first).exp()))
+        from hublens.patching.concept import UNRELATED_PROMPTS
+
+        other = _hf_layer_output(reference, bos_ids(model, UNRELATED_PROMPTS[k % 4]), layer)[-1]
+        with _hf_patch(reference, layer, len(t_ids) - 1, other):
+            unrelated_values.append(float(_hf_logprobs(reference, t_ids, first).exp()))
+    mean_row = result.select("concept_patching/mean_patch", metric="p_Y_D")[0]
+    unrelated_row = result.select("concept_patching/unrelated", metric="p_Y_D")[0]
+    assert mean_row.mean == pytest.approx(sum(mean_values) / 4, abs=1e-6)
+    assert unrelated_row.mean == pytest.approx(sum(unrelated_values) / 4, abs=1e-6)
+    assert {a.split("/")[1] for a in result.analyses} == {
+        "patch",
+        "mean_patch",
+        "unrelated",
+        "placebo",
+        "none",
+    }
+
+
+def test_placebo_moves_the_target_as_far_as_the_patch_along_a_random_direction():
+    from hublens.patching.concept import ConceptPatching as CP
+
+    torch.manual_seed(0)
+    base, source = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    placebo = CP(seed=3)._placebo(base, source, [4, 7])
+    moved = (placebo - base).norm(dim=-1)
+    torch.testing.assert_close(moved, (source - base).norm(dim=-1))
+    unit = (placebo - base) / moved[..., None]
+    # one random direction per layer (up to sign), not the patch's own direction
+    assert torch.allclose(unit[0].abs(), unit[0, :1].abs().expand(5, -1), atol=1e-5)
+    cosine = torch.nn.functional.cosine_similarity(unit, source - base, dim=-1)
+    assert cosine.abs().max() < 0.99
