@@ -46,6 +46,8 @@ def test_similarity_and_lens_probes_equal_plain_transformers(bundled):
                      for w in WORDS], 1)
     y = torch.stack([hidden_states(reference, torch.tensor([token_ids(model, w["zh"])]))[:, -1]
                      for w in WORDS], 1)
+    with torch.no_grad():  # the last layer is the model's output state (normed), as the paper reads
+        x[-1], y[-1] = reference.model.norm(x[-1]), reference.model.norm(y[-1])
     xn, yn = x / x.norm(dim=-1, keepdim=True), y / y.norm(dim=-1, keepdim=True)
     cos = torch.einsum("lid,ljd->lij", xn.double(), yn.double())
     n = len(WORDS)
