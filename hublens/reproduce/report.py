@@ -20,6 +20,13 @@ COLOURS = {
 }
 
 
+_STYLE = (
+    "<style>table.claims { width: 100%; } table.claims th { text-align: left; padding: 4px 8px; "
+    "border-bottom: 1px solid #ccc; } table.claims td { padding: 5px 8px; vertical-align: top; "
+    "border-top: 1px solid #eee; } table.claims td:nth-child(3) { white-space: nowrap; }</style>"
+)
+
+
 def _table(result: Reproduction) -> str:
     head = (
         "<tr><th>paper's claim</th><th>measured on this model</th><th>verdict</th>"
@@ -39,7 +46,7 @@ def _table(result: Reproduction) -> str:
             "</tr>"
         )
     return (
-        '<table class="kv" style="width:100%"><thead>' + head + "</thead><tbody>"
+        _STYLE + '<table class="claims"><thead>' + head + "</thead><tbody>"
         + "".join(body) + "</tbody></table>"
     )  # fmt: skip
 
@@ -55,7 +62,8 @@ def render(result: Reproduction) -> str:
         f'<p class="subtitle">{html.escape(str(result.model.get("name", "")))} · size '
         f"{html.escape(result.size)} · {html.escape(summary)}</p>",
         "<h2>Claims</h2>",
-        f'<p class="muted">Middle layers {MIDDLE}: {mids[0]}–{mids[-1]} of '
+        f'<p class="muted">Middle layers {MIDDLE.removeprefix("at middle layers ")}: '
+        f"{mids[0]}–{mids[-1]} of "
         f"{result.n_layers}. Each verdict follows from the numbers beside it by the rule in the "
         "last column (hublens/reproduce/claims.py). 'Not applicable': the model cannot take "
         "the input, or reproduce does not run that experiment.</p>",
