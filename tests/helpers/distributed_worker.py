@@ -1,6 +1,6 @@
 """Worker of tests/unit/test_distributed.py, started by torchrun: a distributed scan.
 
-Usage: torchrun --nproc-per-node 2 tests/unit/distributed_worker.py MODEL_DIR DATA.jsonl OUT_DIR
+Usage: torchrun --nproc-per-node 2 tests/helpers/distributed_worker.py MODEL_DIR DATA.jsonl OUT_DIR
 Each rank writes OUT_DIR/rank{R}.csv (the result table) and OUT_DIR/rank{R}.json (provenance).
 """
 
@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 import hublens
 from hublens.data import ParallelData
-from tests.unit.distributed_analyses import make_analyses
+from tests.helpers.distributed_analyses import make_analyses
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from hublens.analyses import ArithmeticProbe, LanguageProbability, Similarity, T
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from tests.helpers.tolerance import reference_lens_atol
-from tests.unit.lens_reference import (
+from tests.helpers.lens_reference import (
     first_id,
     hidden_states,
     last_token_logprobs,

@@ -24,7 +24,7 @@ from tests.integration.conftest import gguf_path
 from tests.reference import semantic_hub as sh
 from tests.reference import semantic_hub_running_text as rt
 from tests.reference import wendler as wd
-from tests.unit.lens_reference import rows_by_key
+from tests.helpers.lens_reference import rows_by_key
 
 WORDS = [("flower", "fleur", "花"), ("cat", "chat", "猫"), ("dog", "chien", "狗"),
          ("water", "eau", "水"), ("book", "livre", "书"), ("sun", "soleil", "太阳")]  # fmt: skip

@@ -22,7 +22,7 @@ from hublens.hooks import attached_hooks
 from hublens.scan import _query_lists, collect
 from hublens.stats import KeyedStat, MeanStat, SumStat
 from tests.conftest import build_tiny
-from tests.unit.distributed_analyses import make_analyses, records
+from tests.helpers.distributed_analyses import make_analyses, records
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ def test_torchrun_two_gloo_processes_equal_one_process(folder_model, tmp_path):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-        str(ROOT / "tests" / "unit" / "distributed_worker.py"),
+        str(ROOT / "tests" / "helpers" / "distributed_worker.py"),
         str(folder), str(data_path), str(tmp_path),
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -181,7 +181,7 @@ def test_shard_indices_cover_items_once():
 
 
 def test_analysis_without_statistics_is_refused_before_any_forward(folder_model, monkeypatch):
-    from tests.unit.distributed_analyses import GroupNorm
+    from tests.helpers.distributed_analyses import GroupNorm
 
     class Undeclared(GroupNorm):
         statistics = GroupNorm.__mro__[1].statistics  # the contract's default: none declared

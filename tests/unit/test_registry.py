@@ -17,7 +17,7 @@ from hublens.registry import (
     register_analysis,
     resolve_analyses,
 )
-from tests.unit.lens_reference import hidden_states, token_ids
+from tests.helpers.lens_reference import hidden_states, token_ids
 
 RECORDS = [
     {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。"},

@@ -18,7 +18,7 @@ from hublens.analyses.language import (
 from hublens.analyses.running_text import ChineseRunningText, align_words, clean_gloss
 from hublens.data import ParallelData
 from hublens.hooks import LogitLens, attached_hooks
-from tests.unit.lens_reference import hidden_states, lens_logprobs, rows_by_key, token_ids
+from tests.helpers.lens_reference import hidden_states, lens_logprobs, rows_by_key, token_ids
 
 RECORDS = [
     {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。"},

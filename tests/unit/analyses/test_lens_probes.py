@@ -19,7 +19,7 @@ from hublens.analyses import (
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from tests.conftest import build_tiny
-from tests.unit.lens_reference import first_id, last_token_logprobs, rows_by_key, token_ids
+from tests.helpers.lens_reference import first_id, last_token_logprobs, rows_by_key, token_ids
 
 #: Extra tokenizer training text, so that " and", " or", " not" and the role words are tokens.
 EXTRA = (

@@ -25,7 +25,7 @@ from tests.conftest import build_tiny
 from tests.reference import semantic_hub as sh
 from tests.reference import semantic_hub_running_text as rt
 from tests.reference import wendler as wd
-from tests.unit.lens_reference import rows_by_key
+from tests.helpers.lens_reference import rows_by_key
 
 WORDS = [  # (en, fr, zh)
     ("flower", "fleur", "花"),

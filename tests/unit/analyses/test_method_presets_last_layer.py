@@ -17,8 +17,8 @@ from hublens.analyses import (
 )
 from hublens.data import ParallelData
 from tests.conftest import build_tiny
-from tests.unit.lens_reference import rows_by_key, token_ids
-from tests.unit.test_method_presets import DICTIONARY, EXTRA, WORDS, ZH_TEXTS
+from tests.helpers.lens_reference import rows_by_key, token_ids
+from tests.unit.analyses.test_method_presets import DICTIONARY, EXTRA, WORDS, ZH_TEXTS
 
 ATOL = 1e-4
 

@@ -10,7 +10,7 @@ from hublens.adapters.projector import MLPProjector, ProjectorConfig
 from hublens.analyses.modality_lens import ModalityLens, word_variant_ids
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
-from tests.unit.test_adapter_base import RandomEncoder, _prepare
+from tests.unit.adapters.test_adapter_base import RandomEncoder, _prepare
 
 
 @pytest.fixture(scope="module")

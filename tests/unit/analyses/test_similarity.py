@@ -9,7 +9,7 @@ from hublens import semantic_hub_scan
 from hublens.analyses.similarity import Similarity
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
-from tests.unit.lens_reference import hidden_states, token_ids
+from tests.helpers.lens_reference import hidden_states, token_ids
 
 RECORDS = [
     {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。",

@@ -17,7 +17,7 @@ from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from hublens.stats import t95
 from tests.reference import semantic_hub as paper
-from tests.unit.lens_reference import hidden_states, token_ids
+from tests.helpers.lens_reference import hidden_states, token_ids
 
 RECORDS = [
     {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。", "g": "a"},

@@ -24,7 +24,7 @@ def make_hooks(model):
 def results():
     settings = Settings(warmup=0, repeats=1, scan_items=4, scan_repeats=1,
                         memory_sizes=(20,), memory_batch=16, new_tokens=3,
-                        user_hooks="tests.unit.test_bench:make_hooks")
+                        user_hooks="tests.unit.bench.test_bench:make_hooks")
     return run_suite(["tiny-llama"], settings, command="pytest", log=lambda m: None)
 
 

@@ -15,7 +15,7 @@ import torch
 from hublens.hooks import Lens, LogitLens, Unembed, hook_name, lens_hooks
 from hublens.hooks.positions import AllPositions
 from tests.helpers.tolerance import reference_lens_atol
-from tests.unit.lens_reference import hidden_states, lens_logprobs, token_ids
+from tests.helpers.lens_reference import hidden_states, lens_logprobs, token_ids
 
 TEXT = "The cat sleeps on the warm mat."
 

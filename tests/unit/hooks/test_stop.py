@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hublens.hooks import attached_hooks, forward_until, hook_name
-from tests.unit.lens_reference import token_ids
+from tests.helpers.lens_reference import token_ids
 
 TEXT = "The cat sleeps on the warm mat."
 
