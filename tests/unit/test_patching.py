@@ -431,3 +431,44 @@ def test_placebo_moves_the_target_as_far_as_the_patch_along_a_random_direction()
     assert torch.allclose(unit[0].abs(), unit[0, :1].abs().expand(5, -1), atol=1e-5)
     cosine = torch.nn.functional.cosine_similarity(unit, source - base, dim=-1)
     assert cosine.abs().max() < 0.99
+
+
+def test_cli_options_and_errors_before_loading():
+    from hublens.cli import build_parser
+    from hublens.patching.cli import patching_options
+
+    parse = build_parser().parse_args
+    args = parse(
+        [
+            "patch",
+            "--source",
+            "ja:en",
+            "--target",
+            "es:zh",
+            "--layers",
+            "4,8",
+            "--span",
+            "2",
+            "--mean-sources",
+            "",
+            "--no-controls",
+            "--no-progress",
+        ]
+    )
+    options = patching_options(args)
+    assert options == {
+        "source": "ja",
+        "source_out": "en",
+        "target_in": "es",
+        "target": "zh",
+        "layers": [4, 8],
+        "span": 2,
+        "mean_sources": [],
+        "controls": False,
+        "progress": False,
+    }
+    assert patching_options(parse(["patch"]))["target"] == "zh"
+    with pytest.raises(SystemExit, match="write LANG or IN:OUT"):
+        patching_options(parse(["patch", "--source", "fr:en:de"]))
+    with pytest.raises(SystemExit, match="comma-separated ints"):
+        patching_options(parse(["patch", "--layers", "4,x"]))
