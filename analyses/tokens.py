@@ -161,7 +161,7 @@ def target_token_ids(
     return ids
 
 
-def check_token_policy(policy: str) -> None:
+def check_token_policy(policy: str | None) -> None:
     """Raise a ValueError naming the valid policies unless ``policy`` is one of them."""
     if policy not in TOKEN_POLICIES:
         raise ValueError(
