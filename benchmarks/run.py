@@ -52,8 +52,12 @@ def merge_update(old: dict, new: dict, sections: tuple[str, ...] | list[str]) ->
                 model[key] = fresh[key]
         model["targets"] = [t.to_dict() for t in evaluate(model)]
     old.setdefault("updates", []).append(
-        {"command": new["command"], "started_utc": new["started_utc"],
-         "sections": list(sections), "machine": new["machine"]}
+        {
+            "command": new["command"],
+            "started_utc": new["started_utc"],
+            "sections": list(sections),
+            "machine": new["machine"],
+        }
     )
     return old
 
@@ -67,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--from-json", help="only render this results file into the docs")
-    parser.add_argument("--update", action="store_true",
-                        help="re-measure --sections and replace them in the existing results file")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="re-measure --sections and replace them in the existing results file",
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
@@ -84,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats:
         settings.repeats = args.repeats
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results = run_suite(models, settings, command=command.strip(),
-                        log=lambda m: print(m, file=sys.stderr, flush=True))
+    results = run_suite(
+        models,
+        settings,
+        command=command.strip(),
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     name = "suite-quick" if args.quick else "suite"
     out = ROOT / "benchmarks" / "results" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)

@@ -100,8 +100,13 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
     results = [
         hublens.semantic_hub_scan(
-            model, data, analyses=names, layers=layers, batch_size=args.batch_size,
-            progress=not args.no_progress, method=args.method,
+            model,
+            data,
+            analyses=names,
+            layers=layers,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            method=args.method,
         )
         for data in datasets
     ]
@@ -121,8 +126,9 @@ def _summary(result) -> str:
     """A short text table: each (analysis, metric, group) at its first, middle and last layer."""
     table = result.table()
     layers = sorted(table["layer"].unique())
-    picks = sorted({layers[0], layers[len(layers) // 2], layers[(2 * len(layers)) // 3],
-                    layers[-1]})
+    picks = sorted(
+        {layers[0], layers[len(layers) // 2], layers[(2 * len(layers)) // 3], layers[-1]}
+    )
     wide = table[table["layer"].isin(picks)].pivot_table(
         index=["analysis", "metric", "group"], columns="layer", values="mean", sort=False
     )
@@ -201,12 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--layers", help="comma-separated layers (default: all)")
     scan.add_argument("--batch-size", type=int, default=8)
     scan.add_argument(
-        "--max-items", type=int,
+        "--max-items",
+        type=int,
         help="scan a seeded random sample of N items (data-set order kept; see --seed)",
     )
     scan.add_argument("--seed", type=int, default=0, help="seed of the --max-items sample")
     scan.add_argument(
-        "--method", choices=METHODS, default=None,
+        "--method",
+        choices=METHODS,
+        default=None,
         help="whose method the analyses follow (docs/methods.md); default: hublens",
     )
     scan.add_argument("--no-progress", action="store_true")

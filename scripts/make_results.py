@@ -57,8 +57,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--data", nargs="+", default=list(BUILTIN_DATASETS))
-    parser.add_argument("--max-items", type=int, default=None,
-                        help="scan a seeded sample (seed 0) of N items of each data set")
+    parser.add_argument(
+        "--max-items",
+        type=int,
+        default=None,
+        help="scan a seeded sample (seed 0) of N items of each data set",
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     args = parser.parse_args()
     sections = []
@@ -88,9 +92,26 @@ def main() -> None:
 
 def options_text(result) -> str:
     """One line per analysis: its main options (token policy, final norm, sizes, skips)."""
-    keep = ("pairs", "centered", "group_by", "token_policy", "final_norm", "source", "target",
-            "few_shot", "n_items", "n_queries", "skip_reasons", "languages", "types",
-            "n_texts_per_type", "n_positions", "dropped", "roles", "gap_guessed")
+    keep = (
+        "pairs",
+        "centered",
+        "group_by",
+        "token_policy",
+        "final_norm",
+        "source",
+        "target",
+        "few_shot",
+        "n_items",
+        "n_queries",
+        "skip_reasons",
+        "languages",
+        "types",
+        "n_texts_per_type",
+        "n_positions",
+        "dropped",
+        "roles",
+        "gap_guessed",
+    )
     lines = []
     for name, options in result.options.items():
         shown = ", ".join(f"{k}={options[k]}" for k in keep if k in options)

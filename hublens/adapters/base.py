@@ -118,9 +118,7 @@ class MultimodalBatch(TokenBatch):
 
     def positions(self, row: int, modality: str | None = None) -> list[int]:
         """Media positions of one row (optionally of one modality only)."""
-        return [
-            p for s in self.spans[row] if modality in (None, s.modality) for p in s.positions
-        ]
+        return [p for s in self.spans[row] if modality in (None, s.modality) for p in s.positions]
 
     def mask(self, modality: str | None = None) -> Bool[Tensor, "batch pos"]:
         """Boolean map of the media positions (e.g. for a steering selector)."""
@@ -384,9 +382,7 @@ class MultimodalModel(HubModel):
         with self.bridge.hooks(fwd_hooks=self.injection_hooks(batch)):
             return self.bridge(*args, **kwargs)
 
-    def generate_text(
-        self, text: str, *, max_new_tokens: int = 8, **kwargs: Any
-    ) -> str:
+    def generate_text(self, text: str, *, max_new_tokens: int = 8, **kwargs: Any) -> str:
         """Greedy continuation of one text with media (decoded new tokens only).
 
         Args:
@@ -412,4 +408,3 @@ def media_positions(model: MultimodalModel, text: str, modality: str | None = No
     """
     batch = model.tokenize([text])
     return batch.positions(0, modality)
-

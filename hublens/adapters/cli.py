@@ -40,8 +40,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     mm = load(args.model, projector=None)
     examples = _examples(mm, args.modality, args)
     record = train_projector(
-        mm, args.modality, examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, progress=not args.no_progress,
+        mm,
+        args.modality,
+        examples,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        progress=not args.no_progress,
     )
     record.command = "hublens " + " ".join(args.argv)
     out = Path(args.out) if args.out else SHIPPED[args.modality]
@@ -100,13 +106,21 @@ def cmd_multimodal(args: argparse.Namespace) -> int:
         layers = _layers(args.layers)
         if args.modality == "image":
             records = ex.colour_replacement(
-                mm, layers=layers, n_images=args.n_items, alpha=(args.alpha or [20.0])[0],
+                mm,
+                layers=layers,
+                n_images=args.n_items,
+                alpha=(args.alpha or [20.0])[0],
                 progress=progress,
             )
         else:
             data = ex.audio_data(mm, seed=5000)
-            records = ex.audio_steering(mm, data, layers=layers, alphas=args.alpha or [20.0],
-                                        languages=args.languages.split(","))
+            records = ex.audio_steering(
+                mm,
+                data,
+                layers=layers,
+                alphas=args.alpha or [20.0],
+                languages=args.languages.split(","),
+            )
         payload["intervention"] = {"layers": layers, "records": records}
         import pandas as pd
 
@@ -157,7 +171,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     multi.add_argument("--layers", default="0-5", help="intervention layers: 'A-B' or 'a,b,c'")
     multi.add_argument("--n-items", type=int, default=20, help="images for the colour swap")
     multi.add_argument(
-        "--alpha", type=float, action="append",
+        "--alpha",
+        type=float,
+        action="append",
         help="steering scale s of s * (W_U[new] - W_U[old]) (repeatable for audio; default 20)",
     )
     multi.add_argument("--languages", default="en", help="audio steering languages, e.g. en,fr")

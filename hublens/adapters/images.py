@@ -117,7 +117,10 @@ def training_images(*, seed: int = 0, per_colour: int = 6) -> list[CaptionedImag
             s = int(rng.integers(1 << 31))
             out.append(
                 CaptionedImage(
-                    f"shape-{c}-{kind}-{k}", shape(c, kind, bg, seed=s), f"a {c} {kind}", (c,),
+                    f"shape-{c}-{kind}-{k}",
+                    shape(c, kind, bg, seed=s),
+                    f"a {c} {kind}",
+                    (c,),
                     "shape",
                 )
             )
@@ -126,8 +129,11 @@ def training_images(*, seed: int = 0, per_colour: int = 6) -> list[CaptionedImag
         s = int(rng.integers(1 << 31))
         out.append(
             CaptionedImage(
-                f"halves-{top}-{bottom}-{k}", halves(str(top), str(bottom), seed=s),
-                f"{top} and {bottom}", (str(top), str(bottom)), "halves",
+                f"halves-{top}-{bottom}-{k}",
+                halves(str(top), str(bottom), seed=s),
+                f"{top} and {bottom}",
+                (str(top), str(bottom)),
+                "halves",
             )
         )
     return out

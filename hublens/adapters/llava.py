@@ -63,10 +63,15 @@ def pixel_checker(image_size: int, *, channels: int = 3) -> Any:
                 f"{image_size}), normalised for the vision tower."
             )
         x = pixels[None] if pixels.ndim == 3 else pixels
-        if x.ndim != 4 or x.shape[0] != 1 or tuple(x.shape[1:]) != (
-            channels,
-            image_size,
-            image_size,
+        if (
+            x.ndim != 4
+            or x.shape[0] != 1
+            or tuple(x.shape[1:])
+            != (
+                channels,
+                image_size,
+                image_size,
+            )
         ):
             raise ValueError(
                 f"pixels has shape {tuple(pixels.shape)}; this vision tower takes "
@@ -147,7 +152,10 @@ def load_llava(path: str | Path, **load_options: Any) -> MultimodalModel:
             f"path={str(folder)!r} has no config.json; pass a saved LLaVA checkpoint folder."
         )
     model = LlavaForConditionalGeneration.from_pretrained(
-        folder, use_safetensors=True, local_files_only=True, attn_implementation="eager",
+        folder,
+        use_safetensors=True,
+        local_files_only=True,
+        attn_implementation="eager",
         dtype=load_options.get("dtype", torch.float32),
     )
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -90,7 +90,9 @@ def speak(
         path = os.path.join(scratch, "clip.wav")
         run = subprocess.run(
             ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", path, text],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if run.returncode != 0 or not os.path.exists(path):
             raise RuntimeError(f"espeak-ng failed for {text!r} ({voice}): {run.stderr.strip()}")
@@ -102,8 +104,12 @@ def speak(
 
 
 def spoken_words(
-    *, seed: int = 0, per_word: int = 3, labels: tuple[str, ...] | None = None,
-    languages: tuple[str, ...] = LANGUAGES, prefix: str = "w",
+    *,
+    seed: int = 0,
+    per_word: int = 3,
+    labels: tuple[str, ...] | None = None,
+    languages: tuple[str, ...] = LANGUAGES,
+    prefix: str = "w",
 ) -> list[SpokenWord]:
     """Clips of every (animal, language), ``per_word`` voice/speed/pitch variants each.
 

@@ -158,8 +158,9 @@ def train_projector(
     rng = random.Random(seed)
     features = {
         k: adapter.features(registry[k])
-        for k in tqdm(sorted({k for k, _ in examples}), desc=f"encode {modality}",
-                      disable=not progress)
+        for k in tqdm(
+            sorted({k for k, _ in examples}), desc=f"encode {modality}", disable=not progress
+        )
     }
     projector = adapter.projector
     lm_params = [p for p in model.bridge.parameters()]
@@ -186,9 +187,7 @@ def train_projector(
             chosen = [examples[i] for i in order[:batch_size]]
             del order[:batch_size]
             rows = {k: projector(features[k]) for k, _ in chosen}
-            texts = [
-                template.format(marker=f"<{modality}:{k}>", caption=c) for k, c in chosen
-            ]
+            texts = [template.format(marker=f"<{modality}:{k}>", caption=c) for k, c in chosen]
             batch = model.tokenize(texts, media_rows=_lookup(rows))
             loss = caption_loss(model, batch)
             optimiser.zero_grad()

@@ -159,8 +159,9 @@ def encoder_state_dict(variables: dict[str, np.ndarray]) -> dict[str, Tensor]:
     n_layers = len({m[1] for k in variables if (m := re.match(r"encoder/layer_(\d+)/", k))})
     for i in range(n_layers):
         src, dst = f"encoder/layer_{i}", f"layers.{i}"
-        qkv_w, qkv_b = t(f"{src}/self_attention/linear_0/weight"), t(
-            f"{src}/self_attention/linear_0/bias"
+        qkv_w, qkv_b = (
+            t(f"{src}/self_attention/linear_0/weight"),
+            t(f"{src}/self_attention/linear_0/bias"),
         )
         d = qkv_w.shape[1]
         sd[f"{dst}.self_attn.q_proj.weight"] = qkv_w[:d]
@@ -230,8 +231,9 @@ def load_whisper_encoder(parts: Iterable[Path] | None = None) -> WhisperEncoder:
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFEncoder
 
-    variables, _ = read_ct2(list(parts) if parts is not None else whisper_base_parts(),
-                            prefix="encoder/")
+    variables, _ = read_ct2(
+        list(parts) if parts is not None else whisper_base_parts(), prefix="encoder/"
+    )
     sd = encoder_state_dict(variables)
     d_model = sd["conv1.weight"].shape[0]
     n_layers = len({k.split(".")[1] for k in sd if k.startswith("layers.")})

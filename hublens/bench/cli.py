@@ -12,7 +12,8 @@ from pathlib import Path
 def add_bench_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the ``bench`` sub-command."""
     bench = sub.add_parser(
-        "bench", parents=[common],
+        "bench",
+        parents=[common],
         help="time hooks, lens, scan, memory and steering against transformers/TL/nnsight",
     )
     bench.add_argument("--hooks", help="MODULE:FUNCTION returning your (hook_name, hook) list")
@@ -57,8 +58,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--dtype {args.dtype}: the benchmark runs float32 only.")
     settings = settings_from_args(args)
     command = "hublens " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results = run_suite([args.model], settings, command=command,  # type: ignore[arg-type]
-                        log=lambda m: print(m, file=sys.stderr))
+    results = run_suite(
+        [args.model],
+        settings,
+        command=command,  # type: ignore[arg-type]
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(to_markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

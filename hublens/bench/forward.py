@@ -74,6 +74,7 @@ def forward_variants(
     variants: dict[str, Callable[[], Any]] = {}
 
     if reference is not None:
+
         def hf() -> Any:
             with torch.no_grad():
                 return reference(ids).logits

@@ -54,17 +54,29 @@ def _tiny(kind: str, *, seed: int = 0) -> tuple[Any, Any]:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=2000,
+        special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-        unk_token="<unk>", add_bos_token=True,
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        add_bos_token=True,
     )
     common: dict[str, Any] = dict(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-        num_attention_heads=4, max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
         pad_token_id=0,
     )
     if kind == "tiny-llama":
@@ -72,8 +84,11 @@ def _tiny(kind: str, *, seed: int = 0) -> tuple[Any, Any]:
         cls: Any = LlamaForCausalLM
     else:
         config = Gemma3TextConfig(
-            num_key_value_heads=1, head_dim=32, sliding_window=16,
-            layer_types=["sliding_attention"] * 3 + ["full_attention"], **common,
+            num_key_value_heads=1,
+            head_dim=32,
+            sliding_window=16,
+            layer_types=["sliding_attention"] * 3 + ["full_attention"],
+            **common,
         )
         cls = Gemma3ForCausalLM
     config._attn_implementation = "eager"
@@ -127,7 +142,10 @@ def load_pair(
         source: str | os.PathLike[str] = folder if folder is not None else name
         if folder is not None or not Path(name).suffix == ".gguf":
             twin = AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, attn_implementation="eager", local_files_only=True,
+                source,
+                dtype=dtype,
+                attn_implementation="eager",
+                local_files_only=True,
                 use_safetensors=True,
             ).eval()
     return ModelPair(name, model, twin)

@@ -27,16 +27,26 @@ def model_markdown(section: dict[str, Any]) -> list[str]:
     out = [f"### {section['name']}", "", f"`{section['model']}`", ""]
     if "forward" in section:
         fw = section["forward"]
-        out += [f"Forward pass, {fw['shape'][0]} x {fw['shape'][1]} tokens (ratios: median over "
-                f"repeats of per-round ratios of {section.get('ratio_clock', 'wall')} time; peak: "
-                "resident-set growth during one call):", ""]
+        out += [
+            f"Forward pass, {fw['shape'][0]} x {fw['shape'][1]} tokens (ratios: median over "
+            f"repeats of per-round ratios of {section.get('ratio_clock', 'wall')} time; peak: "
+            "resident-set growth during one call):",
+            "",
+        ]
         rows = [
-            [name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_transformers")),
-             _x(v.get("ratio_vs_bridge")), _mb(v.get("peak_mb"))]
+            [
+                name,
+                _ms(v["median_s"]),
+                _ms(v["median_cpu_s"]),
+                _x(v.get("ratio_vs_transformers")),
+                _x(v.get("ratio_vs_bridge")),
+                _mb(v.get("peak_mb")),
+            ]
             for name, v in fw["variants"].items()
         ]
-        out += _table(["variant", "wall ms", "CPU ms", "x transformers", "x bridge", "peak MB"],
-                      rows)
+        out += _table(
+            ["variant", "wall ms", "CPU ms", "x transformers", "x bridge", "peak MB"], rows
+        )
         agreement = ", ".join(f"{k}: {v:.1e}" for k, v in fw["agreement"].items())
         out += ["", f"Max abs difference: {agreement}."]
         if not fw.get("nnsight"):
@@ -44,40 +54,78 @@ def model_markdown(section: dict[str, Any]) -> list[str]:
         out += [""]
     if "lens" in section:
         ls = section["lens"]
-        out += [f"Logit-lens readout of {ls['rows'][0]} layers x {ls['rows'][1]} rows, "
-                f"{ls['targets']} targets, final norm applied:", ""]
-        rows = [[name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_hublens")),
-                 _x(v.get("ratio_vs_matmul"))] for name, v in ls["variants"].items()]
+        out += [
+            f"Logit-lens readout of {ls['rows'][0]} layers x {ls['rows'][1]} rows, "
+            f"{ls['targets']} targets, final norm applied:",
+            "",
+        ]
+        rows = [
+            [
+                name,
+                _ms(v["median_s"]),
+                _ms(v["median_cpu_s"]),
+                _x(v.get("ratio_vs_hublens")),
+                _x(v.get("ratio_vs_matmul")),
+            ]
+            for name, v in ls["variants"].items()
+        ]
         out += _table(["readout", "wall ms", "CPU ms", "x hublens", "x matmul"], rows)
         agreement = ", ".join(f"{k}: {v:.1e}" for k, v in ls["agreement"].items())
         out += ["", f"Max abs difference: {agreement}.", ""]
     if "scan" in section:
         sc = section["scan"]
-        out += [f"Scan throughput: {sc['items']} items x {len(sc['types'])} types "
-                f"({'/'.join(sc['types'])}, {sc['texts']} texts), batch {sc['batch_size']}, "
-                "similarity + lens at the last position, every layer:", ""]
-        rows = [[name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), f"{v['items_per_s']:.2f}",
-                 _x(v.get("ratio_vs_reference")), _x(v.get("ratio_vs_nnsight")),
-                 _mb(v.get("peak_mb"))] for name, v in sc["variants"].items()]
+        out += [
+            f"Scan throughput: {sc['items']} items x {len(sc['types'])} types "
+            f"({'/'.join(sc['types'])}, {sc['texts']} texts), batch {sc['batch_size']}, "
+            "similarity + lens at the last position, every layer:",
+            "",
+        ]
+        rows = [
+            [
+                name,
+                _ms(v["median_s"]),
+                _ms(v["median_cpu_s"]),
+                f"{v['items_per_s']:.2f}",
+                _x(v.get("ratio_vs_reference")),
+                _x(v.get("ratio_vs_nnsight")),
+                _mb(v.get("peak_mb")),
+            ]
+            for name, v in sc["variants"].items()
+        ]
         per_s = f"items/s ({section.get('ratio_clock', 'wall')})"
-        out += _table(["implementation", "wall ms", "CPU ms", per_s, "x plain", "x nnsight",
-                       "peak MB"], rows)
+        out += _table(
+            ["implementation", "wall ms", "CPU ms", per_s, "x plain", "x nnsight", "peak MB"], rows
+        )
         agreement = ", ".join(f"{k}: {v:.1e}" for k, v in sc["agreement_max_abs"].items())
         out += ["", f"Same numbers (max abs difference of the scan's): {agreement}.", ""]
     if "memory" in section:
         mem = section["memory"]
-        out += [f"Scan memory ({mem['analyses']}, batch {mem['batch_size']}), one fresh process "
-                "per size:", ""]
-        rows = [[str(m["n_items"]), str(m["n_texts"]), f"{m['seconds']:.1f}",
-                 _mb(m["scan_peak_mb"]), _mb(m["process_peak_mb"])] for m in mem["sizes"]]
-        out += _table(["items", "texts", "scan s", "scan peak above start, MB",
-                       "process peak, MB"], rows)
+        out += [
+            f"Scan memory ({mem['analyses']}, batch {mem['batch_size']}), one fresh process "
+            "per size:",
+            "",
+        ]
+        rows = [
+            [
+                str(m["n_items"]),
+                str(m["n_texts"]),
+                f"{m['seconds']:.1f}",
+                _mb(m["scan_peak_mb"]),
+                _mb(m["process_peak_mb"]),
+            ]
+            for m in mem["sizes"]
+        ]
+        out += _table(
+            ["items", "texts", "scan s", "scan peak above start, MB", "process peak, MB"], rows
+        )
         out += [""]
     if "steering" in section:
         st = section["steering"]
         out += [f"Greedy generation of {st['new_tokens']} tokens (KV cache):", ""]
-        rows = [[name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_plain"))]
-                for name, v in st["variants"].items()]
+        rows = [
+            [name, _ms(v["median_s"]), _ms(v["median_cpu_s"]), _x(v.get("ratio_vs_plain"))]
+            for name, v in st["variants"].items()
+        ]
         out += _table(["generation", "wall ms", "CPU ms", "x unsteered"], rows) + [""]
     out += ["Targets:", ""]
     rows = []
@@ -103,9 +151,12 @@ def to_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     for update in results.get("updates", []):
-        lines += [f"Re-measured `{', '.join(update['sections'])}` with `{update['command']}` "
-                  f"({update['started_utc']}, load average "
-                  f"{update['machine']['load_average_at_start']:.1f}).", ""]
+        lines += [
+            f"Re-measured `{', '.join(update['sections'])}` with `{update['command']}` "
+            f"({update['started_utc']}, load average "
+            f"{update['machine']['load_average_at_start']:.1f}).",
+            "",
+        ]
     for section in results["models"]:
         lines += model_markdown(section)
     return "\n".join(lines)

@@ -73,8 +73,16 @@ class LastTokenLens(Analysis):
         for t, stat in self._stats.items():
             mean, low, high = stat.ci()
             rows += [
-                Row(self.name, layer, "target_logprob", t, float(mean[j]), float(low[j]),
-                    float(high[j]), stat.n)
+                Row(
+                    self.name,
+                    layer,
+                    "target_logprob",
+                    t,
+                    float(mean[j]),
+                    float(low[j]),
+                    float(high[j]),
+                    stat.n,
+                )
                 for j, layer in enumerate(layers)
             ]
         return rows
@@ -89,8 +97,9 @@ def hublens_scan(model: Any, data: ParallelData, *, batch_size: int) -> dict[str
     """Run ``semantic_hub_scan`` and return its numbers in the references' layout."""
     from hublens.scan import semantic_hub_scan
 
-    result = semantic_hub_scan(model, data, analyses=scan_analyses(), batch_size=batch_size,
-                               progress=False, check=False)  # the self-check is a fixed cost
+    result = semantic_hub_scan(
+        model, data, analyses=scan_analyses(), batch_size=batch_size, progress=False, check=False
+    )  # the self-check is a fixed cost
     table = result.table()
     out = {}
     for (analysis, metric, group), frame in table.groupby(["analysis", "metric", "group"]):
@@ -115,8 +124,9 @@ def _hf_states(reference: Any, ids: Tensor, mask: Tensor) -> list[Tensor]:
     )
     try:
         with torch.no_grad():
-            hidden = reference(input_ids=ids, attention_mask=mask,
-                               output_hidden_states=True).hidden_states
+            hidden = reference(
+                input_ids=ids, attention_mask=mask, output_hidden_states=True
+            ).hidden_states
     finally:
         handle.remove()
     return [hidden[i + 1] for i in range(len(layers) - 1)] + [captured["last"]]

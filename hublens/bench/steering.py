@@ -21,12 +21,19 @@ def steering_variants(
     prompt_len = int(batch.ids.shape[1])
     generator = torch.Generator().manual_seed(0)
     vector = torch.randn(model.d_model, generator=generator)
-    hooks = steering_hooks(model, vector, layers=model.n_layers // 2, scale=scale,
-                           prompt_len=prompt_len)
+    hooks = steering_hooks(
+        model, vector, layers=model.n_layers // 2, scale=scale, prompt_len=prompt_len
+    )
 
     def generate() -> Any:
-        return model.generate(batch.ids, max_new_tokens=max_new_tokens, do_sample=False,
-                              use_past_kv_cache=True, verbose=False, stop_at_eos=False)
+        return model.generate(
+            batch.ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            use_past_kv_cache=True,
+            verbose=False,
+            stop_at_eos=False,
+        )
 
     def steered() -> Any:
         with model.hooks(fwd_hooks=hooks):

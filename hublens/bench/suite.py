@@ -140,22 +140,26 @@ def run_model(
     model, reference = pair.model, pair.reference
     log(f"[{name}] loaded in {time.perf_counter() - started:.1f} s: {model!r}")
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, min(model.d_vocab, 30000), (settings.batch, settings.seq),
-                        generator=generator)
+    ids = torch.randint(
+        5, min(model.d_vocab, 30000), (settings.batch, settings.seq), generator=generator
+    )
     targets = [int(t) for t in model.word_token_ids("the")[:1] + model.word_token_ids("of")[:1]]
     section: dict[str, Any] = {"model": repr(model), "name": name, "ratio_clock": _CLOCK[0]}
 
     if "forward" in settings.sections:
-        variants = forward.forward_variants(model, reference, ids, targets=targets,
-                                            user_hooks=user_hooks)
+        variants = forward.forward_variants(
+            model, reference, ids, targets=targets, user_hooks=user_hooks
+        )
         timings = measure(variants, warmup=settings.warmup, repeats=settings.repeats)
         table = _table(timings, forward.BRIDGE, "ratio_vs_bridge")
         if forward.HF in timings:
             for key in table:
                 table[key]["ratio_vs_transformers"] = ratio(
-                    timings, key, forward.HF, clock=_CLOCK[0])
+                    timings, key, forward.HF, clock=_CLOCK[0]
+                )
         section["forward"] = {
-            "shape": [settings.batch, settings.seq], "variants": table,
+            "shape": [settings.batch, settings.seq],
+            "variants": table,
             "agreement": forward.check_forward_agreement(model, reference, ids),
             "nnsight": forward.nnsight_available(),
         }
@@ -168,8 +172,12 @@ def run_model(
         table = _table(timings, lens.MATMUL, "ratio_vs_matmul")
         for key in table:
             table[key]["ratio_vs_hublens"] = ratio(timings, key, lens.HUBLENS, clock=_CLOCK[0])
-        section["lens"] = {"rows": list(rows.shape[:2]), "targets": len(targets),
-                           "variants": table, "agreement": agreement}
+        section["lens"] = {
+            "rows": list(rows.shape[:2]),
+            "targets": len(targets),
+            "variants": table,
+            "agreement": agreement,
+        }
         del cache
         log(f"[{name}] lens done")
 
@@ -178,22 +186,29 @@ def run_model(
         log(f"[{name}] scan done")
 
     if "steering" in settings.sections:
-        variants = steering.steering_variants(model, "The capital of France is",
-                                              max_new_tokens=settings.new_tokens)
+        variants = steering.steering_variants(
+            model, "The capital of France is", max_new_tokens=settings.new_tokens
+        )
         timings = measure(variants, warmup=settings.warmup, repeats=settings.repeats)
-        section["steering"] = {"new_tokens": settings.new_tokens,
-                               "variants": _table(timings, steering.PLAIN, "ratio_vs_plain")}
+        section["steering"] = {
+            "new_tokens": settings.new_tokens,
+            "variants": _table(timings, steering.PLAIN, "ratio_vs_plain"),
+        }
         log(f"[{name}] steering done")
 
     del pair, model, reference
     if "memory" in settings.sections:
         sizes = []
         for n in settings.memory_sizes:
-            sizes.append(scan_memory(name, n, batch_size=settings.memory_batch,
-                                     threads=settings.threads))
+            sizes.append(
+                scan_memory(name, n, batch_size=settings.memory_batch, threads=settings.threads)
+            )
             log(f"[{name}] memory {n} items: {sizes[-1]}")
-        section["memory"] = {"analyses": "similarity (en-zh), all layers", "sizes": sizes,
-                             "batch_size": settings.memory_batch}
+        section["memory"] = {
+            "analyses": "similarity (en-zh), all layers",
+            "sizes": sizes,
+            "batch_size": settings.memory_batch,
+        }
     section["targets"] = [t.to_dict() for t in evaluate(section)]
     section["seconds"] = time.perf_counter() - started
     return section
@@ -207,30 +222,46 @@ def _scan_section(model: Any, reference: Any, settings: Settings) -> dict[str, A
         scan_names.HUBLENS: lambda: scan.hublens_scan(model, data, batch_size=b),
         scan_names.REFERENCE: lambda: scan.reference_scan(model, reference, data, batch_size=b),
     }
-    agreement = {"vs plain transformers": scan.max_difference(
-        ours, scan.reference_scan(model, reference, data, batch_size=b))}
+    agreement = {
+        "vs plain transformers": scan.max_difference(
+            ours, scan.reference_scan(model, reference, data, batch_size=b)
+        )
+    }
     if forward.nnsight_available():
         lm = forward.nnsight_model(reference, model.tokenizer)
         variants[scan_names.NNSIGHT] = lambda: scan.reference_scan(
-            model, reference, data, batch_size=b, lm=lm)
+            model, reference, data, batch_size=b, lm=lm
+        )
         agreement["vs nnsight"] = scan.max_difference(
-            ours, scan.reference_scan(model, reference, data, batch_size=b, lm=lm))
+            ours, scan.reference_scan(model, reference, data, batch_size=b, lm=lm)
+        )
     timings = measure(variants, warmup=settings.warmup, repeats=settings.scan_repeats)
     table = _table(timings, scan_names.REFERENCE, "ratio_vs_reference")
     if scan_names.NNSIGHT in timings:
         for key in table:
             table[key]["ratio_vs_nnsight"] = ratio(
-                timings, key, scan_names.NNSIGHT, clock=_CLOCK[0])
+                timings, key, scan_names.NNSIGHT, clock=_CLOCK[0]
+            )
     for key in table:
         seconds = table[key]["median_cpu_s" if _CLOCK[0] == "cpu" else "median_s"]
         table[key]["items_per_s"] = len(data) / seconds
-    return {"items": len(data), "types": list(data.types),
-            "texts": len(data) * len(data.types), "batch_size": b,
-            "variants": table, "agreement_max_abs": agreement}
+    return {
+        "items": len(data),
+        "types": list(data.types),
+        "texts": len(data) * len(data.types),
+        "batch_size": b,
+        "variants": table,
+        "agreement_max_abs": agreement,
+    }
 
 
-def run_suite(models: Sequence[str], settings: Settings, *, command: str = "",
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_suite(
+    models: Sequence[str],
+    settings: Settings,
+    *,
+    command: str = "",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run every model; returns the results document (machine, settings, per-model results)."""
     from dataclasses import asdict
 
@@ -239,8 +270,9 @@ def run_suite(models: Sequence[str], settings: Settings, *, command: str = "",
         "command": command,
         "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "machine": machine(),
-        "settings": {k: list(v) if isinstance(v, tuple) else v
-                     for k, v in asdict(settings).items()},
+        "settings": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()
+        },
         "models": [run_model(name, settings, log=log) for name in models],
     }
     results["machine"]["load_average_at_end"] = os.getloadavg()[0]

@@ -49,16 +49,36 @@ def evaluate(section: dict[str, Any]) -> list[Target]:
         growth = (last - first) / first * 100 if first > 0 else None
     lens_speedup = get(ls, lens.TL, "ratio_vs_hublens")  # per-round TL / hublens
     return [
-        Target("hublens capture taps / bare bridge forward",
-               get(fw, forward.CAPTURE, "ratio_vs_bridge"), "<=", 1.05),
-        Target("full scan / plain-transformers reference",
-               get(sc, scan_names.HUBLENS, "ratio_vs_reference"), "<=", 1.3),
-        Target("full scan / nnsight doing the same",
-               get(sc, scan_names.HUBLENS, "ratio_vs_nnsight"), "<=", 1.0),
+        Target(
+            "hublens capture taps / bare bridge forward",
+            get(fw, forward.CAPTURE, "ratio_vs_bridge"),
+            "<=",
+            1.05,
+        ),
+        Target(
+            "full scan / plain-transformers reference",
+            get(sc, scan_names.HUBLENS, "ratio_vs_reference"),
+            "<=",
+            1.3,
+        ),
+        Target(
+            "full scan / nnsight doing the same",
+            get(sc, scan_names.HUBLENS, "ratio_vs_nnsight"),
+            "<=",
+            1.0,
+        ),
         Target("TL logit_lens time / hublens lens readout", lens_speedup, ">=", 2.0),
-        Target("hublens lens readout / one batched matmul",
-               get(ls, lens.HUBLENS, "ratio_vs_matmul"), "<=", 1.2),
+        Target(
+            "hublens lens readout / one batched matmul",
+            get(ls, lens.HUBLENS, "ratio_vs_matmul"),
+            "<=",
+            1.2,
+        ),
         Target("scan peak memory growth, first to last size", growth, "<", 10.0, "%"),
-        Target("steered / unsteered greedy generation",
-               get(st, steering.STEERED, "ratio_vs_plain"), "<=", 1.1),
+        Target(
+            "steered / unsteered greedy generation",
+            get(st, steering.STEERED, "ratio_vs_plain"),
+            "<=",
+            1.1,
+        ),
     ]

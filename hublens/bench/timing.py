@@ -101,12 +101,20 @@ class Timing:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the results file."""
-        return {"median_s": self.median_s, "median_cpu_s": self.median_cpu_s,
-                "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "peak_mb": self.peak_mb}
+        return {
+            "median_s": self.median_s,
+            "median_cpu_s": self.median_cpu_s,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "peak_mb": self.peak_mb,
+        }
 
 
 def measure(
-    variants: dict[str, Callable[[], Any]], *, warmup: int = 1, repeats: int = 5,
+    variants: dict[str, Callable[[], Any]],
+    *,
+    warmup: int = 1,
+    repeats: int = 5,
     memory: bool = True,
 ) -> dict[str, Timing]:
     """Time every variant ``repeats`` times, interleaved, after ``warmup`` untimed calls each.

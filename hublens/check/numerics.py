@@ -20,7 +20,7 @@ import copy
 import torch
 
 from hublens.check.context import CheckContext
-from hublens.check.result import CheckResult
+from hublens.check.result import CheckResult, Status
 from hublens.check.tolerance import eps_of, logprob_bound, relative_difference, state_bound
 from hublens.hooks import ActivationStore, AllPositions, LogitLens, capture_hooks, hook_name
 
@@ -138,7 +138,7 @@ def dtype_lens(ctx: CheckContext) -> list[CheckResult]:
     normed = model32.final_norm(rows) if model32.final_norm is not None else rows
     bound = logprob_bound(normed, model32.unembedding_weight, eps=eps_of(ctx.dtype))
     del bridge32, model32
-    status = "pass" if worst <= bound else "warn"
+    status: Status = "pass" if worst <= bound else "warn"
     return [
         CheckResult(
             name,

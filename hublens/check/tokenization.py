@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from hublens.check.context import CheckContext
-from hublens.check.result import CheckResult
+from hublens.check.result import CheckResult, Status
 
 #: Largest fraction of probe words (or items) allowed to share a first token.
 MAX_SHARED = 0.10
@@ -95,7 +95,7 @@ def probe_words(ctx: CheckContext) -> list[CheckResult]:
         n = len(words[lang])
         frac = len(shared) / n
         split = sum(len(t) > 1 for t in ids[lang]) / n
-        status = "pass" if frac <= MAX_SHARED else ("fail" if lang == dominant else "warn")
+        status: Status = "pass" if frac <= MAX_SHARED else ("fail" if lang == dominant else "warn")
         results.append(
             CheckResult(
                 f"tokens.first_shared.{lang}",
