@@ -10,29 +10,32 @@ and says how to fix it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import random
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from hublens.data.readers import read_delimited, read_jsonl
+from hublens.data.validation import (
+    ParallelDataError,
+    _canonical_json,
+    _check_id,
+    _check_item,
+    _check_meta,
+    _check_types,
+    validate_located,
+)
+
 __all__ = ["ParallelData", "ParallelDataError", "ParallelItem"]
 
 ID_FIELD = "id"
 META_FIELD = "meta"
 _SUFFIXES = (".jsonl", ".tsv", ".csv")
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-
-
-class ParallelDataError(ValueError):
-    """Raised when parallel data is malformed, misaligned or too small for a statistic."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,6 @@ class ParallelItem:
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _loc(where: str | None, default: str) -> str:
@@ -188,24 +187,7 @@ class ParallelData:
                 any validation error of :meth:`from_records` (with the line number).
         """
         path = Path(path)
-        located = []
-        for lineno, line in _read_lines(path):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ParallelDataError(
-                    f"{path}, line {lineno}: malformed JSON ({exc.msg} at column {exc.colno}); "
-                    "each line must be one JSON object such as "
-                    '{"id": "1", "en": "dog", "zh": "狗"}.'
-                ) from exc
-            if not isinstance(record, dict):
-                raise ParallelDataError(
-                    f"{path}, line {lineno}: expected a JSON object, got "
-                    f"{type(record).__name__}; write one object per line."
-                )
-            located.append((record, f"{path}, line {lineno}"))
+        located = read_jsonl(path)
         return cls._from_located(
             located,
             types=types,
@@ -232,7 +214,7 @@ class ParallelData:
             ParallelDataError: On a missing or duplicated header, a row with the wrong number
                 of fields, blank values (each with the line number).
         """
-        return cls._from_delimited(Path(path), delimiter="\t", id_field=id_field, name=name)
+        return cls._delimited(Path(path), delimiter="\t", id_field=id_field, name=name)
 
     @classmethod
     def from_csv(
@@ -246,7 +228,7 @@ class ParallelData:
 
         Standard CSV quoting applies. Otherwise as :meth:`from_tsv`.
         """
-        return cls._from_delimited(Path(path), delimiter=",", id_field=id_field, name=name)
+        return cls._delimited(Path(path), delimiter=",", id_field=id_field, name=name)
 
     @classmethod
     def load(cls, source: Any, **kwargs: Any) -> ParallelData:
@@ -497,119 +479,16 @@ class ParallelData:
         name: str,
         source: str = "argument 'records'",
     ) -> ParallelData:
-        if not located:
-            raise ParallelDataError(
-                f"{source} holds no items; parallel data needs at least one item."
-            )
-        for record, where in located:
-            if not isinstance(record, Mapping):
-                raise ParallelDataError(
-                    f"{where}: expected a mapping of data type to text, got "
-                    f"{type(record).__name__}."
-                )
-        first, first_where = located[0]
-        if types is None:
-            types = [k for k in first if k not in (id_field, meta_field)]
-            where_types = f"{first_where} (types are taken from the first item)"
-        else:
-            types = list(types)
-            where_types = "argument 'types'"
-        _check_types(tuple(types), where=where_types)
-        has_ids = [id_field in record for record, _ in located]
-        all_ids = all(has_ids)  # once: testing it per record made parsing quadratic
-        if any(has_ids) and not all_ids:
-            index = has_ids.index(False)
-            raise ParallelDataError(
-                f"{located[index][1]}: missing {id_field!r} while other items have one; "
-                "give every item an id or none."
-            )
-        items, ids, metas = [], [], []
-        for index, (record, where) in enumerate(located):
-            texts = {k: v for k, v in record.items() if k not in (id_field, meta_field)}
-            _check_item(texts, tuple(types), where=where)
-            meta = record.get(meta_field, {})
-            if not isinstance(meta, Mapping):
-                raise ParallelDataError(
-                    f"{where}: field {meta_field!r} must be an object/mapping, got "
-                    f"{type(meta).__name__}."
-                )
-            _check_meta(meta, where=where)
-            if all_ids:
-                item_id = record[id_field]
-                if isinstance(item_id, int) and not isinstance(item_id, bool):
-                    item_id = str(item_id)
-                _check_id(item_id, where=where)
-            else:
-                item_id = f"{name}-{index:05d}"
-            items.append({t: texts[t] for t in types})
-            ids.append(item_id)
-            metas.append(meta)
-        first_seen: dict[str, str] = {}
-        for item_id, (_, where) in zip(ids, located, strict=True):
-            if item_id in first_seen:
-                raise ParallelDataError(
-                    f"{where}: duplicate id {item_id!r} (first used at {first_seen[item_id]}); "
-                    "ids must be unique: rename or drop one of the two items."
-                )
-            first_seen[item_id] = where
-        return cls(
-            types=tuple(types), items=tuple(items), ids=tuple(ids), meta=tuple(metas), name=name
+        checked, items, ids, metas = validate_located(
+            located, types=types, id_field=id_field, meta_field=meta_field, name=name, source=source
         )
+        return cls(types=checked, items=tuple(items), ids=tuple(ids), meta=tuple(metas), name=name)
 
     @classmethod
-    def _from_delimited(
+    def _delimited(
         cls, path: Path, *, delimiter: str, id_field: str, name: str | None
     ) -> ParallelData:
-        kind = "TSV" if delimiter == "\t" else "CSV"
-        # csv.reader sees the text with its line endings (newline=""), so a quoted field keeps
-        # its newlines and reader.line_num counts physical lines.
-        text = io.StringIO(_read_text(path), newline="")
-        if delimiter == "\t":
-            reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(text, delimiter=",")
-        rows, end = [], 0
-        try:
-            for row in reader:  # a row's number is the physical line it starts on
-                rows.append((end + 1, row))
-                end = reader.line_num
-        except csv.Error as exc:
-            raise ParallelDataError(
-                f"{path}, line {reader.line_num}: malformed {kind} ({exc}); fix the quoting."
-            ) from exc
-        rows = [(lineno, row) for lineno, row in rows if row and any(c.strip() for c in row)]
-        if not rows:
-            raise ParallelDataError(
-                f"{path}: empty {kind} file; the first row must name the data types, "
-                "e.g. 'id<sep>en<sep>zh', followed by one row per item."
-            )
-        header_line, header = rows[0]
-        header = [h.strip() for h in header]
-        if len(set(header)) != len(header):
-            duplicate = next(h for h in header if header.count(h) > 1)
-            raise ParallelDataError(
-                f"{path}, line {header_line}: header repeats column {duplicate!r}; "
-                "each data type must appear once."
-            )
-        if any(not h for h in header):
-            raise ParallelDataError(
-                f"{path}, line {header_line}: header has an empty column name; name every column."
-            )
-        types = [h for h in header if h != id_field]
-        _check_types(tuple(types), where=f"{path}, line {header_line} (header)")
-        if len(rows) == 1:
-            raise ParallelDataError(
-                f"{path}: the {kind} file has a header but no items; add one row per item."
-            )
-        located = []
-        for lineno, row in rows[1:]:
-            if len(row) != len(header):
-                raise ParallelDataError(
-                    f"{path}, line {lineno}: {len(row)} fields but the header has "
-                    f"{len(header)} ({', '.join(header)}); the row is misaligned: "
-                    "give exactly one value per column."
-                )
-            located.append((dict(zip(header, row, strict=True)), f"{path}, line {lineno}"))
+        located, types = read_delimited(path, delimiter=delimiter, id_field=id_field)
         return cls._from_located(
             located,
             types=types,
@@ -618,88 +497,3 @@ class ParallelData:
             name=name or path.stem,
             source=str(path),
         )
-
-
-# ---------------------------------------------------------------------- validation helpers
-
-
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    lines = _NEWLINE.split(_read_text(path))
-    if lines and lines[-1] == "":
-        lines.pop()
-    return list(enumerate(lines, start=1))
-
-
-def _read_text(path: Path) -> str:
-    try:
-        # bytes, decoded: read_text would turn a quoted field's "\r\n" into "\n"
-        return path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError as exc:
-        raise ParallelDataError(f"{path}: no such file; check the path.") from exc
-    except UnicodeDecodeError as exc:
-        raise ParallelDataError(
-            f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8."
-        ) from exc
-    except OSError as exc:
-        raise ParallelDataError(f"{path}: cannot read file ({exc}).") from exc
-
-
-def _check_types(types: tuple[str, ...], *, where: str) -> None:
-    if len(types) < 2:
-        raise ParallelDataError(
-            f"{where}: parallel data needs at least two data types, got {len(types)} "
-            f"({', '.join(map(repr, types)) or 'none'}); add a second column such as 'zh'."
-        )
-    for data_type in types:
-        if not isinstance(data_type, str) or not data_type.strip():
-            raise ParallelDataError(
-                f"{where}: data type names must be non-empty strings, got {data_type!r}."
-            )
-    if len(set(types)) != len(types):
-        raise ParallelDataError(f"{where}: data types repeat: {types}; name each once.")
-
-
-def _check_id(item_id: Any, *, where: str) -> None:
-    if not isinstance(item_id, str) or not item_id.strip():
-        raise ParallelDataError(f"{where}: id must be a non-empty string, got {item_id!r}.")
-
-
-def _check_item(item: Mapping[str, Any], types: tuple[str, ...], *, where: str) -> None:
-    if not isinstance(item, Mapping):
-        raise ParallelDataError(f"{where}: expected a mapping, got {type(item).__name__}.")
-    missing = [t for t in types if t not in item]
-    extra = [k for k in item if k not in types]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing field(s) {', '.join(map(repr, missing))}")
-        if extra:
-            parts.append(f"extra field(s) {', '.join(map(repr, extra))}")
-        raise ParallelDataError(
-            f"{where}: misaligned item: {' and '.join(parts)}; every item must have exactly "
-            f"the data types {', '.join(map(repr, types))} (put other information in 'meta')."
-        )
-    for data_type in types:
-        value = item[data_type]
-        if not isinstance(value, str):
-            raise ParallelDataError(
-                f"{where}: field {data_type!r} must be a string, got "
-                f'{type(value).__name__} {value!r}; quote it (e.g. "{value}").'
-            )
-        if not value.strip():
-            raise ParallelDataError(
-                f"{where}: field {data_type!r} is empty or whitespace only; give its text "
-                "or drop the item."
-            )
-
-
-def _check_meta(meta: Mapping[str, Any], *, where: str) -> None:
-    if not isinstance(meta, Mapping):
-        raise ParallelDataError(f"{where}: meta must be a mapping, got {type(meta).__name__}.")
-    try:
-        _canonical_json(dict(meta))
-    except (TypeError, ValueError) as exc:
-        raise ParallelDataError(
-            f"{where}: meta must be JSON-serialisable (str, int, float, bool, None, lists "
-            f"and dicts): {exc}."
-        ) from exc
