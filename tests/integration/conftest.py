@@ -26,18 +26,22 @@ def gguf_path(name: str, scratch: Path) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def reference_model(name: str, scratch: Path):
+    """The bundled GGUF dequantised by plain transformers (fp32, eager), never through hublens."""
+    from transformers import AutoModelForCausalLM
+
+    path = gguf_path(name, scratch)
+    return AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+
+
 @pytest.fixture(scope="session", params=["gemma-3-270m", "smollm2-135m"])
 def bundled(request, tmp_path_factory):
     """(HubModel, reference transformers model, name) for each bundled model."""
-    from transformers import AutoModelForCausalLM
-
     name = request.param
     model = hublens.load_model(name)
-    path = gguf_path(name, tmp_path_factory.mktemp(name))
-    reference = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
-    ).eval()
-    yield model, reference, name
+    yield model, reference_model(name, tmp_path_factory.mktemp(name)), name
     assert hublens.hooks.attached_hooks(model) == []
 
 
@@ -45,3 +49,10 @@ def bundled(request, tmp_path_factory):
 def gemma():
     """The default bundled model."""
     return hublens.load_model("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def gemma_reference(gemma, tmp_path_factory):
+    """(the session's Gemma-3-270M HubModel, its plain transformers reference), loaded once."""
+    yield gemma, reference_model("gemma-3-270m", tmp_path_factory.mktemp("gemma-reference"))
+    assert hublens.hooks.attached_hooks(gemma) == []

@@ -9,7 +9,6 @@ from hublens import semantic_hub_scan
 from hublens.analyses import ArithmeticProbe, LanguageProbability, Similarity, TranslationLens
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
-from tests.helpers.tolerance import reference_lens_atol
 from tests.helpers.lens_reference import (
     first_id,
     hidden_states,
@@ -18,6 +17,7 @@ from tests.helpers.lens_reference import (
     rows_by_key,
     token_ids,
 )
+from tests.helpers.tolerance import reference_lens_atol
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-import hublens
 from hublens import semantic_hub_scan
 from hublens.analyses import (
     ArithmeticProbe,
@@ -20,11 +18,11 @@ from hublens.analyses import (
     TranslationLens,
 )
 from hublens.data import ParallelData
-from tests.integration.conftest import gguf_path
+from hublens.hooks import attached_hooks
+from tests.helpers.lens_reference import rows_by_key
 from tests.reference import semantic_hub as sh
 from tests.reference import semantic_hub_running_text as rt
 from tests.reference import wendler as wd
-from tests.helpers.lens_reference import rows_by_key
 
 WORDS = [("flower", "fleur", "花"), ("cat", "chat", "猫"), ("dog", "chien", "狗"),
          ("water", "eau", "水"), ("book", "livre", "书"), ("sun", "soleil", "太阳")]  # fmt: skip
@@ -35,16 +33,12 @@ ZH_TEXTS = ["我们喜欢猫和狗。", "花很美。"]
 
 
 @pytest.fixture(scope="module")
-def gemma_pair(tmp_path_factory):
-    from transformers import AutoModelForCausalLM
-
-    model = hublens.load_model("gemma-3-270m")
-    path = gguf_path("gemma-3-270m", tmp_path_factory.mktemp("gemma"))
-    reference = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
-    ).eval()
+def gemma_pair(gemma_reference):
+    """(HubModel, the same GGUF dequantised by plain transformers, tokenizer)."""
+    model, reference = gemma_reference
     assert not getattr(reference.config, "final_logit_softcapping", None)  # the sources ignore it
-    return model, reference, model.tokenizer
+    yield model, reference, model.tokenizer
+    assert attached_hooks(model) == []
 
 
 # Tolerances (issue 16). Probabilities (translation p_*, language shares) are O(1): 1e-4 absolute

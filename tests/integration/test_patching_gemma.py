@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import hublens
 from hublens.hooks import attached_hooks
 from hublens.patching import ConceptPatching, PatchTarget, read_states, resolve_positions
 from tests.helpers.hf_steering import bos_ids
-from tests.integration.conftest import gguf_path
 
 pytestmark = pytest.mark.integration
 
@@ -18,15 +16,9 @@ TARGET = 'Deutsch: "Hund" - 中文: "狗"\nDeutsch: "Katze" - 中文: "'
 
 
 @pytest.fixture(scope="module")
-def gemma_pair(tmp_path_factory):
+def gemma_pair(gemma_reference):
     """(HubModel, the same GGUF dequantised by plain transformers)."""
-    from transformers import AutoModelForCausalLM
-
-    model = hublens.load_model("gemma-3-270m")
-    path = gguf_path("gemma-3-270m", tmp_path_factory.mktemp("gemma"))
-    reference = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
-    ).eval()
+    model, reference = gemma_reference
     yield model, reference
     assert attached_hooks(model) == []
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-import hublens
 from hublens import semantic_hub_scan
 from hublens.analyses import Similarity
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from hublens.stats import t95
-from tests.integration.conftest import gguf_path
 from tests.reference import semantic_hub as paper
 
 pytestmark = pytest.mark.integration
@@ -35,14 +32,9 @@ PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def gemma_pair(tmp_path_factory):
-    from transformers import AutoModelForCausalLM
-
-    model = hublens.load_model("gemma-3-270m")
-    path = gguf_path("gemma-3-270m", tmp_path_factory.mktemp("gemma"))
-    reference = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
-    ).eval()
+def gemma_pair(gemma_reference):
+    """(HubModel, the same GGUF dequantised by plain transformers)."""
+    model, reference = gemma_reference
     yield model, reference
     assert attached_hooks(model) == []
 

@@ -22,10 +22,10 @@ from hublens.analyses.running_text_paper import first_gloss_dictionary
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from tests.conftest import build_tiny
+from tests.helpers.lens_reference import rows_by_key
 from tests.reference import semantic_hub as sh
 from tests.reference import semantic_hub_running_text as rt
 from tests.reference import wendler as wd
-from tests.helpers.lens_reference import rows_by_key
 
 WORDS = [  # (en, fr, zh)
     ("flower", "fleur", "花"),

@@ -16,8 +16,8 @@ from hublens.analyses.similarity_method import append_cue
 from hublens.data import ParallelData
 from hublens.hooks import attached_hooks
 from hublens.stats import t95
-from tests.reference import semantic_hub as paper
 from tests.helpers.lens_reference import hidden_states, token_ids
+from tests.reference import semantic_hub as paper
 
 RECORDS = [
     {"en": "The cat sleeps on the warm mat.", "zh": "猫在温暖的垫子上睡觉。", "g": "a"},

@@ -14,8 +14,8 @@ import torch
 
 from hublens.hooks import Lens, LogitLens, Unembed, hook_name, lens_hooks
 from hublens.hooks.positions import AllPositions
-from tests.helpers.tolerance import reference_lens_atol
 from tests.helpers.lens_reference import hidden_states, lens_logprobs, token_ids
+from tests.helpers.tolerance import reference_lens_atol
 
 TEXT = "The cat sleeps on the warm mat."
 
