@@ -7,6 +7,10 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hublens.bench.suite import Settings
 
 
 def add_bench_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,7 +30,7 @@ def add_bench_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     bench.set_defaults(func=cmd_bench)
 
 
-def settings_from_args(args: argparse.Namespace) -> object:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings of a run from the command line."""
     from hublens.bench.suite import SECTIONS, Settings
 
@@ -61,7 +65,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = run_suite(
         [args.model],
         settings,
-        command=command,  # type: ignore[arg-type]
+        command=command,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(to_markdown(results))
