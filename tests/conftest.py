@@ -30,8 +30,14 @@ CORPUS = [
 ]
 
 
-def build_tokenizer(extra_corpus: tuple[str, ...] = ()):
-    """A byte-level BPE tokenizer trained in memory on a small corpus (plus ``extra_corpus``)."""
+def build_tokenizer(
+    extra_corpus: tuple[str, ...] = (), *, lines: list[str] | None = None, vocab_size: int = 400
+):
+    """A byte-level BPE tokenizer trained in memory on a small corpus (plus ``extra_corpus``).
+
+    ``lines`` replaces the training text entirely (default: the corpus and ``extra_corpus``,
+    four times).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -39,12 +45,14 @@ def build_tokenizer(extra_corpus: tuple[str, ...] = ()):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
+        vocab_size=vocab_size,
         special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([*CORPUS, *extra_corpus] * 4, trainer=trainer)
+    if lines is None:
+        lines = [*CORPUS, *extra_corpus] * 4
+    tok.train_from_iterator(lines, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<bos>",

@@ -14,11 +14,8 @@ import functools
 @functools.lru_cache(maxsize=1)
 def probe_tokenizer():
     """The tokenizer (cached: training takes about a second)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     from hublens.data.builtin import load_builtin
-    from tests.conftest import CORPUS
+    from tests.conftest import CORPUS, build_tokenizer
 
     words = load_builtin("multilingual-words")
     lines = list(CORPUS)
@@ -27,21 +24,4 @@ def probe_tokenizer():
         lines += [sep.join(words.column(lang))] * 3
     numbers = "one two three four five six seven eight nine"
     lines += [numbers, "1+2=3 4+5=9 6 7 8"] * 3
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=6000,
-        special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(lines, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        add_bos_token=True,
-    )
+    return build_tokenizer(lines=lines, vocab_size=6000)
