@@ -47,9 +47,10 @@ from hublens.analyses.language_table import (
     wordfreq_languages,
     wordfreq_token_counts,
 )
+from hublens.analyses.lens_option import init_lens, lenses_for
 from hublens.analyses.presets import apply_preset
 from hublens.analysis import Analysis, Query, Row, check_max_items
-from hublens.hooks.lens import LogitLens
+from hublens.lenses.resolve import LensArg, NamedLens
 from hublens.registry import register_analysis
 from hublens.stats import KeyedStat, MeanStat, Stat
 
@@ -109,6 +110,9 @@ class LanguageProbability(Analysis):
             or 0), used instead of ``token_table``; for tests and custom frequency sources.
         use_cache: Read/write the on-disk cache of the wordfreq matrix.
         max_items: Read only the first ``max_items`` items of the data (None: all).
+        lens: The lens(es) (:mod:`hublens.lenses.resolve`): a name, folder, Lens object or a
+            list; None: ``"logit"`` if ``final_norm`` else ``"logit-raw"``. Every lens reads
+            the same states; rows carry the lens name.
 
     Example:
         >>> from hublens.scan import semantic_hub_scan  # doctest: +SKIP
@@ -130,11 +134,12 @@ class LanguageProbability(Analysis):
     token_language: Tensor | None = None
     use_cache: bool = True
     max_items: int | None = None
+    lens: LensArg = None
     _groups: list[str] = field(default_factory=list, init=False, repr=False)
     _stats: KeyedStat[MeanStat] = field(
         default_factory=lambda: KeyedStat(MeanStat), init=False, repr=False
     )
-    _lens: LogitLens | None = field(default=None, init=False, repr=False)
+    _lenses: list[NamedLens] = field(default_factory=list, init=False, repr=False)
     _matrix: Tensor | None = field(default=None, init=False, repr=False)
     _skip: int = field(default=0, init=False, repr=False)
     _layers: list[int] = field(default_factory=list, init=False, repr=False)
@@ -142,6 +147,7 @@ class LanguageProbability(Analysis):
     preset: ClassVar[str] = "language_probability"
 
     def __post_init__(self) -> None:
+        explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         check_max_items(self.max_items)
         if not isinstance(self.final_norm, bool) or not isinstance(self.include_bos, bool):
@@ -149,6 +155,7 @@ class LanguageProbability(Analysis):
                 f"final_norm={self.final_norm!r}, include_bos={self.include_bos!r}: pass "
                 "True or False."
             )
+        init_lens(self, explicit_final_norm)
         for option, allowed in (
             ("aggregation", ("per-text", "per-token")),
             ("no_language", ("drop", "uniform")),
@@ -204,14 +211,15 @@ class LanguageProbability(Analysis):
                 out.append(Query(item[t], "all"))
                 self._groups.append(t)
         self._stats = KeyedStat(MeanStat)
-        for t in types:
-            self._stats.slot(t)
+        for name in lenses_for(self, model):  # fails here, before any forward
+            for t in types:
+                self._stats.slot((name.name, t))
         return out
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
         """Build the lens and the ``p(lang | v)`` matrix (from the cache when possible)."""
         self._skip = 1 if model.prepend_bos and not self.include_bos else 0
-        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        self._lenses = lenses_for(self, model)
         self._layers = [int(layer) for layer in layers]
         d_vocab = int(model.d_vocab)
         n_rows = min(int(getattr(model.tokenizer, "vocab_size", d_vocab)), d_vocab)
@@ -251,7 +259,7 @@ class LanguageProbability(Analysis):
                 no_language=str(self.no_language),
                 n_rows=n_rows if self.no_language == "uniform" else None,
             )
-        device = self._lens.weight.device
+        device = self._lenses[0].lens.weight.device
         self._matrix = torch.cat([matrix, word[:, None].float()], -1).to(device)
         self.options.update(
             {
@@ -275,8 +283,8 @@ class LanguageProbability(Analysis):
         )
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
-        """Read every state of the batch in one lens call, then average per text."""
-        if self._lens is None or self._matrix is None:
+        """Read every state of the batch in one call per lens, then average per text."""
+        if not self._lenses or self._matrix is None:
             raise RuntimeError("LanguageProbability.update called before setup().")
         pieces = [s[:, self._skip :, :] for s in states]
         shapes = [p.shape[:2] for p in pieces]
@@ -288,7 +296,14 @@ class LanguageProbability(Analysis):
             raise ValueError(f"update(): states must have {n_layers} layers (one per scanned).")
         # (layer, rows, d): every row tagged with its layer, so the last one is the output
         h = torch.cat([p.transpose(0, 1).reshape(-1, n_layers, p.shape[-1]) for p in pieces])
-        full = self._lens.expectation(h.transpose(0, 1), self._matrix, layer=self._layers)
+        for named in self._lenses:  # the same states through every lens
+            self._add(named, indices, shapes, h)
+
+    def _add(self, named: NamedLens, indices: Sequence[int], shapes: list[Any], h: Tensor) -> None:
+        """One lens's readout of the batch's rows ``h`` (rows, layer, d), added per text."""
+        n_layers = len(self._layers)
+        assert self._matrix is not None
+        full = named.lens.expectation(h.transpose(0, 1), self._matrix, layer=self._layers)
         full = full.transpose(0, 1).reshape(-1, full.shape[-1])  # (rows x layer, K + 1)
         q, word = full[:, :-1], full[:, -1:]
         k = q.shape[-1]
@@ -304,11 +319,11 @@ class LanguageProbability(Analysis):
                 continue
             block = metrics[start : start + size].reshape(n_pos, n_layers, -1)
             start += size
-            stat = self._stats[self._groups[index]]
+            stat = self._stats.slot((named.name, self._groups[index]))
             stat.add(block.mean(0)[None] if self.aggregation == "per-text" else block)
 
     def statistics(self) -> list[Stat]:
-        """One :class:`MeanStat` of ``(layer, metric)`` values per input type."""
+        """One :class:`MeanStat` of ``(layer, metric)`` values per (lens, input type)."""
         return [self._stats]
 
     def metric_names(self) -> list[str]:
@@ -319,7 +334,7 @@ class LanguageProbability(Analysis):
         """One row per (layer, metric, input type)."""
         rows = []
         names = self.metric_names()
-        for group, stat in self._stats.items():
+        for (lens_name, group), stat in self._stats.items():
             if stat.n == 0:
                 continue
             mean, low, high = stat.ci()
@@ -335,6 +350,7 @@ class LanguageProbability(Analysis):
                             float(low[li, mi]),
                             float(high[li, mi]),
                             stat.n,
+                            lens_name,
                         )
                     )
         if not rows:

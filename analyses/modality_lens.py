@@ -22,10 +22,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from hublens.analyses.lens_option import init_lens, lenses_for
 from hublens.analyses.presets import apply_preset
 from hublens.analysis import Analysis, Query, Row
+from hublens.lenses.resolve import LensArg
 from hublens.registry import register_analysis
-from hublens.stats import MeanStat, Stat
+from hublens.stats import KeyedStat, MeanStat, Stat
 
 _METRICS = ("top1_label", "top1_baseline", "p_label", "p_other_label", "p_label_minus_other")
 
@@ -56,6 +58,8 @@ class ModalityLens(Analysis):
         final_norm: Apply the final norm before unembedding at every layer (the last layer is
             the model's output either way); None: the method's.
         seed: Seed of the random other label per item.
+        lens: The lens(es) (:mod:`hublens.lenses.resolve`); None: ``"logit"`` if
+            ``final_norm`` else ``"logit-raw"``. Every lens reads the same states.
 
     Example:
         >>> from hublens import semantic_hub_scan
@@ -71,13 +75,16 @@ class ModalityLens(Analysis):
     final_norm: bool | None = None
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    lens: LensArg = None
 
     preset: ClassVar[str] = "modality"
 
     def __post_init__(self) -> None:
+        explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         if not isinstance(self.final_norm, bool):
             raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
+        init_lens(self, explicit_final_norm)
 
     def queries(self, model: Any, data: Any) -> list[Query]:
         """One query per item: its media positions."""
@@ -111,6 +118,7 @@ class ModalityLens(Analysis):
                     f"item {i} of {data.name!r}: {self.media} text {text!r} holds no media marker."
                 )
             queries.append(Query(text, tuple(positions)))
+        lenses_for(self, model)  # fails here, before any forward
         self.options.update(
             media=self.media,
             label_key=self.label_key,
@@ -123,10 +131,8 @@ class ModalityLens(Analysis):
         return queries
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
-        """Build the lens and the word ids."""
-        from hublens.hooks import LogitLens
-
-        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        """Build the lenses and the word ids."""
+        self._lenses = lenses_for(self, model)
         self._layers = [int(layer) for layer in layers]
         words = set(self._labels) | set(self._others)
         self._variants = {w: word_variant_ids(model, w) for w in words}
@@ -134,46 +140,54 @@ class ModalityLens(Analysis):
         self._baseline = (
             word_variant_ids(model, self.baseline_word) if self.baseline_word else set()
         )
-        self._stats = {m: MeanStat() for m in _METRICS}
+        self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
+        for named in self._lenses:
+            for m in _METRICS:
+                self._stats.slot((named.name, m))
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
-        """Read each item's media positions at every layer."""
+        """Read each item's media positions at every layer, through every lens."""
         for index, state in zip(indices, states, strict=True):
-            label, other = self._labels[index], self._others[index]
-            readout = self._lens.readout(
-                state, token_ids=[self._first[label], self._first[other]], top_k=1,
-                layer=self._layers,
-            )  # fmt: skip
-            top = readout.top_ids[..., 0]  # (layer, pos)
-            assert readout.target_logprobs is not None
-            probs = readout.target_logprobs.exp()  # (layer, pos, 2)
-            hit = torch.isin(top, torch.tensor(sorted(self._variants[label]), device=top.device))
-            base = (
-                torch.isin(top, torch.tensor(sorted(self._baseline), device=top.device))
-                if self._baseline
-                else torch.zeros_like(hit)
-            )
-            values = {
-                "top1_label": hit.float().mean(-1),
-                "top1_baseline": base.float().mean(-1),
-                "p_label": probs[..., 0].mean(-1),
-                "p_other_label": probs[..., 1].mean(-1),
-                "p_label_minus_other": (probs[..., 0] - probs[..., 1]).mean(-1),
-            }
-            for metric, value in values.items():
-                self._stats[metric].add(value[None])
+            for named in self._lenses:
+                self._add(named.name, named.lens, index, state)
+
+    def _add(self, lens_name: str, lens: Any, index: int, state: Tensor) -> None:
+        """One lens's readout of one item's media positions."""
+        label, other = self._labels[index], self._others[index]
+        readout = lens.readout(
+            state, token_ids=[self._first[label], self._first[other]], top_k=1,
+            layer=self._layers,
+        )  # fmt: skip
+        top = readout.top_ids[..., 0]  # (layer, pos)
+        assert readout.target_logprobs is not None
+        probs = readout.target_logprobs.exp()  # (layer, pos, 2)
+        hit = torch.isin(top, torch.tensor(sorted(self._variants[label]), device=top.device))
+        base = (
+            torch.isin(top, torch.tensor(sorted(self._baseline), device=top.device))
+            if self._baseline
+            else torch.zeros_like(hit)
+        )
+        values = {
+            "top1_label": hit.float().mean(-1),
+            "top1_baseline": base.float().mean(-1),
+            "p_label": probs[..., 0].mean(-1),
+            "p_other_label": probs[..., 1].mean(-1),
+            "p_label_minus_other": (probs[..., 0] - probs[..., 1]).mean(-1),
+        }
+        for metric, value in values.items():
+            self._stats[(lens_name, metric)].add(value[None])
 
     def statistics(self) -> list[Stat]:
-        """One :class:`MeanStat` per metric, in a fixed order."""
-        return [self._stats[m] for m in _METRICS]
+        """One keyed statistic: a :class:`MeanStat` per (lens, metric), in a fixed order."""
+        return [self._stats]
 
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         """Rows per layer and metric (fractions in [0, 1], probabilities)."""
         rows = []
-        for metric in _METRICS:
+        for lens_name, metric in list(self._stats):
             if metric == "top1_baseline" and not self._baseline:
                 continue
-            stat = self._stats[metric]
+            stat = self._stats[(lens_name, metric)]
             mean, low, high = stat.ci()
             for k, layer in enumerate(layers):
                 rows.append(
@@ -186,6 +200,7 @@ class ModalityLens(Analysis):
                         float(low[k]),
                         float(high[k]),
                         stat.n,
+                        lens_name,
                     )
                 )
         return rows

@@ -16,10 +16,14 @@ comparison meaningless: they are skipped and counted in ``options["skipped_items
 reasons in ``options["skip_reasons"]``), never silently. A target word that yields no token at
 all raises a ValueError.
 
+``lens=`` (:mod:`hublens.lenses.resolve`; one lens or several) picks the lenses: every lens
+reads the same captured states, its statistics are kept under its name and its rows carry it
+(``Row.lens``); None is ``"logit"`` with ``final_norm`` and ``"logit-raw"`` without.
+
 The engine (:func:`hublens.scan.semantic_hub_scan`) calls :meth:`~LensProbe.queries`, then
 :meth:`~LensProbe.setup`, then :meth:`~LensProbe.update` per batch, then
 :meth:`~LensProbe.finalize`. Each update reads all layers x queries of the batch in ONE
-:meth:`LogitLens.readout` call. Statistics are streaming (:class:`MeanStat`, per group, over a
+:meth:`Lens.readout` call per lens. Statistics are streaming (:class:`MeanStat`, per group, over a
 ``(metric, layer)`` vector): nothing per item is kept.
 """
 
@@ -34,11 +38,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from hublens.analyses.lens_option import init_lens, lenses_for
 from hublens.analyses.presets import apply_preset
 from hublens.analyses.tokens import check_token_policy, target_token_ids
 from hublens.analysis import Analysis, Query, Row, check_max_items
 from hublens.data import ParallelData
-from hublens.hooks import LogitLens
+from hublens.lenses.resolve import LensArg, NamedLens
 from hublens.stats import KeyedStat, MeanStat, Stat
 
 __all__ = ["LensProbe", "Request", "Target", "as_data", "require_meta"]
@@ -93,12 +98,17 @@ class LensProbe(Analysis):
             read raw residuals except at the last layer, which is the model's normed output
             (the semantic hub paper's code); None: the method's.
         max_items: Use at most the first ``max_items`` items of the data (None: all).
+        lens: The lens(es) to read through: ``"logit"``, ``"logit-raw"``, ``"tuned"``,
+            ``"jacobian"``, a lens folder, a Lens object, or a list of them
+            (:mod:`hublens.lenses.resolve`); None: ``"logit"`` if ``final_norm`` else
+            ``"logit-raw"``.
     """
 
     method: str = "hublens"
     token_policy: str | None = None
     final_norm: bool | None = None
     max_items: int | None = None
+    lens: LensArg = None
 
     #: Which entry of :data:`hublens.analyses.presets.PRESETS` the probe's defaults come from.
     preset: ClassVar[str] = "lens_probe"
@@ -109,16 +119,18 @@ class LensProbe(Analysis):
     metrics: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
+        explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         check_token_policy(self.token_policy)
         if not isinstance(self.final_norm, bool):
             raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
         check_max_items(self.max_items)
+        init_lens(self, explicit_final_norm)
         self.options.update(
             token_policy=self.token_policy, final_norm=self.final_norm, max_items=self.max_items
         )
         self._plans: list[_Plan] = []
-        self._lens: LogitLens | None = None
+        self._lenses: list[NamedLens] = []
         self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
         self._layers: list[int] | None = None
 
@@ -197,6 +209,7 @@ class LensProbe(Analysis):
             )
         self._plans = plans
         self._stats = KeyedStat(MeanStat)
+        lenses_for(self, model)  # a lens that cannot be built fails here, before any forward
         return [Query(plan.text, "last") for plan in plans]
 
     def _target_ids(self, model: Any, target: Target) -> tuple[int, ...]:
@@ -228,16 +241,16 @@ class LensProbe(Analysis):
         return None
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
-        """Build the logit lens and reset the statistics.
+        """Build the lenses and reset the statistics.
 
         Args:
             model: The HubModel.
-            layers: The scanned layers (``states`` rows arrive in this order); the lens is
+            layers: The scanned layers (``states`` rows arrive in this order); the lenses are
                 told them, so the model's last layer reads its own output.
         """
         if not layers:
             raise ValueError("layers=[]: scan at least one layer.")
-        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        self._lenses = lenses_for(self, model)
         self._layers = [int(layer) for layer in layers]
         self._stats = KeyedStat(MeanStat)
 
@@ -245,7 +258,7 @@ class LensProbe(Analysis):
     def update(
         self, indices: Sequence[int], states: Sequence[Float[Tensor, "layer n_pos d_model"]]
     ) -> None:
-        """Read the batch's last-token states at every layer in one lens call; add metrics.
+        """Read the batch's last-token states at every layer, one call per lens; add metrics.
 
         Args:
             indices: Query indices (into :meth:`queries`' list).
@@ -257,7 +270,7 @@ class LensProbe(Analysis):
             ValueError: Mismatched lengths, unknown indices, or a layer count that differs
                 from :meth:`setup`'s.
         """
-        if self._lens is None or not self._plans:
+        if not self._lenses or not self._plans:
             raise RuntimeError(
                 f"{self.name}: call queries(model, data) and setup() before update()."
             )
@@ -289,22 +302,25 @@ class LensProbe(Analysis):
             ids[row] = flat[0][1]  # padding repeats a real id; its column is masked out
             ids[row, : len(flat)] = torch.tensor([i for _, i in flat])
             owner[row, : len(flat)] = torch.tensor([slot for slot, _ in flat])
-        device = self._lens.weight.device
-        ids, owner = ids.to(device), owner.to(device)
-        readout = self._lens.readout(h, ids[None].expand(n_layers, n_q, width), layer=self._layers)
-        assert readout.target_logprobs is not None
-        per_column = readout.target_logprobs.transpose(0, 1)  # (query, layer, width)
-        logp = torch.stack(
-            [
-                per_column.masked_fill((owner != slot)[:, None, :], -torch.inf).logsumexp(-1)
-                for slot in range(self.n_targets())
-            ],
-            dim=-1,
-        ).cpu()  # (query, layer, target): log of the summed probability of each slot's ids
-        values = self._metric_values(logp)  # (query, metric, layer)
-        for group in dict.fromkeys(g for plan in plans for g in plan.groups):
-            rows = [k for k, plan in enumerate(plans) if group in plan.groups]
-            self._stats.slot(group).add(values[rows])
+        groups = list(dict.fromkeys(g for plan in plans for g in plan.groups))
+        for named in self._lenses:  # the same states through every lens
+            device = named.lens.weight.device
+            expanded = ids.to(device)[None].expand(n_layers, n_q, width)
+            readout = named.lens.readout(h, expanded, layer=self._layers)
+            assert readout.target_logprobs is not None
+            per_column = readout.target_logprobs.transpose(0, 1)  # (query, layer, width)
+            mask = (owner.to(device) != torch.arange(self.n_targets(), device=device)[:, None, None])
+            logp = torch.stack(
+                [
+                    per_column.masked_fill(mask[slot][:, None, :], -torch.inf).logsumexp(-1)
+                    for slot in range(self.n_targets())
+                ],
+                dim=-1,
+            ).cpu()  # (query, layer, target): log of the summed probability of each slot's ids
+            values = self._metric_values(logp)  # (query, metric, layer)
+            for group in groups:
+                rows = [k for k, plan in enumerate(plans) if group in plan.groups]
+                self._stats.slot((named.name, group)).add(values[rows])
 
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         """Rows ``(analysis, layer, metric, group, mean, ci_low, ci_high, n)``, 95% t-intervals.
@@ -322,8 +338,10 @@ class LensProbe(Analysis):
             )
         rows = []
         order = list(dict.fromkeys(g for plan in self._plans for g in plan.groups))
-        for group in [g for g in order if g in self._stats]:
-            stat = self._stats[group]
+        names = self.options.get("lens") or []
+        keys = [(n, g) for n in names for g in order if (n, g) in self._stats]
+        for name, group in keys:
+            stat = self._stats[(name, group)]
             mean, low, high = stat.ci()
             if mean.shape[1] != len(layers):
                 raise ValueError(
@@ -342,12 +360,13 @@ class LensProbe(Analysis):
                             ci_low=float(low[m, j]),
                             ci_high=float(high[m, j]),
                             n=stat.n,
+                            lens=name,
                         )
                     )
         return rows
 
     def statistics(self) -> list[Stat]:
-        """One keyed statistic: a :class:`MeanStat` of ``(metric, layer)`` values per group."""
+        """One keyed statistic: a :class:`MeanStat` of ``(metric, layer)`` values per (lens, group)."""
         return [self._stats]
 
     def _builtin_hint(self) -> str:

@@ -48,12 +48,13 @@ import torch
 from torch import Tensor
 
 from hublens.analyses.cedict import cedict_glosses, clean_gloss
+from hublens.analyses.lens_option import init_lens, lenses_for
 from hublens.analyses.presets import apply_preset
 from hublens.analyses.running_text_paper import first_gloss_dictionary, single_token_words
 from hublens.analysis import Analysis, Query, Row, check_max_items
-from hublens.hooks.lens import LogitLens
+from hublens.lenses.resolve import LensArg, NamedLens
 from hublens.registry import register_analysis
-from hublens.stats import MeanStat, Stat
+from hublens.stats import KeyedStat, MeanStat, Stat
 
 __all__ = ["AlignedWord", "ChineseRunningText", "align_words", "cedict_glosses", "clean_gloss"]
 
@@ -198,6 +199,8 @@ class ChineseRunningText(Analysis):
         word_rule: ``"whole-tokens"`` (module docstring) or ``"single-token"`` (the paper's);
             None: the method's.
         max_items: Read only the first ``max_items`` texts (None: all).
+        lens: The lens(es) (:mod:`hublens.lenses.resolve`); None: ``"logit"`` if
+            ``final_norm`` else ``"logit-raw"``. Every lens reads the same states.
     """
 
     name: str = "chinese_running_text"
@@ -208,18 +211,23 @@ class ChineseRunningText(Analysis):
     bos: str | None = None
     word_rule: str | None = None
     max_items: int | None = None
+    lens: LensArg = None
     _targets: list[list[AlignedWord]] = field(default_factory=list, init=False, repr=False)
-    _stat: MeanStat = field(default_factory=MeanStat, init=False, repr=False)
-    _lens: LogitLens | None = field(default=None, init=False, repr=False)
+    _stats: KeyedStat[MeanStat] = field(
+        default_factory=lambda: KeyedStat(MeanStat), init=False, repr=False
+    )
+    _lenses: list[NamedLens] = field(default_factory=list, init=False, repr=False)
     _layers: list[int] = field(default_factory=list, init=False, repr=False)
 
     preset: ClassVar[str] = "running_text"
 
     def __post_init__(self) -> None:
+        explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         check_max_items(self.max_items)
         if not isinstance(self.final_norm, bool):
             raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
+        init_lens(self, explicit_final_norm)
         if self.bos not in ("model", "none"):
             raise ValueError(f"bos={self.bos!r}: choose 'model' or 'none'.")
         if self.word_rule not in ("whole-tokens", "single-token"):
@@ -282,7 +290,9 @@ class ChineseRunningText(Analysis):
                 f"No word of column {self.column!r} survived alignment and dictionary look-up "
                 f"(drops: {dict(dropped)})."
             )
-        self._stat = MeanStat()
+        self._stats = KeyedStat(MeanStat)
+        for named in lenses_for(self, model):  # fails here, before any forward
+            self._stats.slot(named.name)
         self.options.update(
             {
                 "column": self.column,
@@ -317,14 +327,14 @@ class ChineseRunningText(Analysis):
         return out
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
-        """Build the lens."""
-        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        """Build the lenses."""
+        self._lenses = lenses_for(self, model)
         self._layers = [int(layer) for layer in layers]
         self.options["final_norm"] = self.final_norm
 
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
-        """One lens call over every (layer, position) of the batch."""
-        if self._lens is None:
+        """One call per lens over every (layer, position) of the batch."""
+        if not self._lenses:
             raise RuntimeError("ChineseRunningText.update called before setup().")
         words = [self._targets[i] for i in indices]
         width = 1 + max(len(w.en_tokens) for ws in words for w in ws)
@@ -343,35 +353,31 @@ class ChineseRunningText(Analysis):
             raise ValueError(f"update(): states must have {n_layers} layers (one per scanned).")
         h = torch.cat(rows, dim=1)  # (layer, all positions, d): rows tagged with their layer
         ids = torch.cat(targets)[None].expand(n_layers, -1, -1)
-        lp = self._lens.readout(h, ids, layer=self._layers).target_logprobs
-        assert lp is not None
-        zh, en = lp[..., 0], lp[..., 1:].max(-1).values
-        metrics = torch.stack([zh, en, (en > zh).float()], -1).transpose(0, 1)  # (pos, layer, 3)
-        start = 0
-        for state in states:
-            n_pos = state.shape[1]
-            self._stat.add(metrics[start : start + n_pos])
-            start += n_pos
+        for named in self._lenses:  # the same states through every lens
+            lp = named.lens.readout(h, ids, layer=self._layers).target_logprobs
+            assert lp is not None
+            zh, en = lp[..., 0], lp[..., 1:].max(-1).values
+            metrics = torch.stack([zh, en, (en > zh).float()], -1).transpose(0, 1)  # (pos, L, 3)
+            start = 0
+            for state in states:
+                n_pos = state.shape[1]
+                self._stats.slot(named.name).add(metrics[start : start + n_pos])
+                start += n_pos
 
     def statistics(self) -> list[Stat]:
-        """One :class:`MeanStat` of ``(layer, metric)`` values over kept positions."""
-        return [self._stat]
+        """Per lens, one :class:`MeanStat` of ``(layer, metric)`` values over kept positions."""
+        return [self._stats]
 
     def finalize(self, layers: Sequence[int]) -> list[Row]:
-        """One row per (layer, metric); n = number of positions."""
-        mean, low, high = self._stat.ci()
+        """One row per (lens, layer, metric); n = number of positions."""
         names = ("logp_zh", "logp_en_max", "frac_en_gt_zh")
-        return [
-            Row(
-                self.name,
-                int(layer),
-                metric,
-                "",
-                float(mean[li, mi]),
-                float(low[li, mi]),
-                float(high[li, mi]),
-                self._stat.n,
-            )
-            for li, layer in enumerate(layers)
-            for mi, metric in enumerate(names)
-        ]
+        rows = []
+        for lens_name, stat in self._stats.items():
+            mean, low, high = stat.ci()
+            rows += [
+                Row(self.name, int(layer), metric, "", float(mean[li, mi]),
+                    float(low[li, mi]), float(high[li, mi]), stat.n, lens_name)
+                for li, layer in enumerate(layers)
+                for mi, metric in enumerate(names)
+            ]  # fmt: skip
+        return rows

@@ -33,7 +33,7 @@ from hublens.stats import Stat
 __all__ = ["ROW_COLUMNS", "Analysis", "Query", "Row", "check_max_items"]
 
 #: Columns of every row an analysis returns (``ScanResult.table()``), in order.
-ROW_COLUMNS = ("analysis", "layer", "metric", "group", "mean", "ci_low", "ci_high", "n")
+ROW_COLUMNS = ("analysis", "layer", "metric", "group", "lens", "mean", "ci_low", "ci_high", "n")
 
 
 def check_max_items(max_items: int | None) -> None:
@@ -80,6 +80,9 @@ class Row:
         ci_low: Lower end of its 95% confidence interval (NaN if none).
         ci_high: Upper end.
         n: Number of items it averages.
+        lens: The lens the number was read through (``"logit"``, ``"tuned"``, ...; see
+            :mod:`hublens.lenses.resolve`), or ``""`` for analyses that read no lens
+            (similarity).
     """
 
     analysis: str
@@ -90,6 +93,7 @@ class Row:
     ci_low: float
     ci_high: float
     n: int
+    lens: str = ""
 
 
 @dataclass

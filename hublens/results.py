@@ -66,24 +66,40 @@ class ScanResult:
     def table(self) -> pd.DataFrame:
         """A tidy DataFrame, one row per Row.
 
-        Columns: ``analysis, layer, metric, group, mean, ci_low, ci_high, n``.
+        Columns: ``analysis, layer, metric, group, lens, mean, ci_low, ci_high, n`` (``lens``
+        is ``""`` for analyses that read no lens).
         """
         import pandas as pd
 
         return pd.DataFrame([asdict(row) for row in self.rows], columns=list(ROW_COLUMNS))
 
+    @property
+    def lenses(self) -> list[str]:
+        """Names of the lenses the rows were read through, in order (``""`` left out)."""
+        return [n for n in dict.fromkeys(row.lens for row in self.rows) if n]
+
     def select(
-        self, analysis: str, metric: str | None = None, group: str | None = None
+        self,
+        analysis: str,
+        metric: str | None = None,
+        group: str | None = None,
+        lens: str | None = None,
     ) -> list[Row]:
-        """Rows of one analysis (and metric / group), sorted by layer."""
+        """Rows of one analysis (and metric / group / lens), sorted by layer.
+
+        With several lenses and ``lens=None`` the rows of every lens are returned (sorted by
+        metric, group, lens, layer); pass ``lens=`` for one lens's line.
+        """
         rows = [
             r
             for r in self.rows
             if r.analysis == analysis
             and (metric is None or r.metric == metric)
             and (group is None or r.group == group)
+            and (lens is None or r.lens == lens)
         ]
-        return sorted(rows, key=lambda r: (r.metric, r.group, r.layer))
+        order = {name: i for i, name in enumerate(dict.fromkeys(r.lens for r in rows))}
+        return sorted(rows, key=lambda r: (r.metric, r.group, order[r.lens], r.layer))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (NaN becomes null; ``extras`` only when there are some)."""
