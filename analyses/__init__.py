@@ -10,6 +10,7 @@ from hublens.analyses.code_probes import CodeArgsProbe, CodeListProbe
 from hublens.analyses.defaults import default_analyses
 from hublens.analyses.language import LanguageProbability
 from hublens.analyses.modality_lens import ModalityLens
+from hublens.analyses.patch_labels import PatchLabels
 from hublens.analyses.probe_base import LensProbe
 from hublens.analyses.running_text import ChineseRunningText
 from hublens.analyses.semantics_probe import SemanticsRoleProbe
@@ -26,6 +27,7 @@ __all__ = [
     "LensProbe",
     "ModalityLens",
     "PairSums",
+    "PatchLabels",
     "SemanticsRoleProbe",
     "Similarity",
     "TranslationLens",
