@@ -33,7 +33,7 @@ from hublens.stats import Stat
 __all__ = ["ROW_COLUMNS", "Analysis", "Query", "Row", "check_max_items"]
 
 #: Columns of every row an analysis returns (``ScanResult.table()``), in order.
-ROW_COLUMNS = ("analysis", "layer", "metric", "group", "lens", "mean", "ci_low", "ci_high", "n")
+ROW_COLUMNS = ("analysis", "layer", "metric", "group", "mean", "ci_low", "ci_high", "n", "lens")
 
 
 def check_max_items(max_items: int | None) -> None:

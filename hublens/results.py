@@ -66,7 +66,7 @@ class ScanResult:
     def table(self) -> pd.DataFrame:
         """A tidy DataFrame, one row per Row.
 
-        Columns: ``analysis, layer, metric, group, lens, mean, ci_low, ci_high, n`` (``lens``
+        Columns: ``analysis, layer, metric, group, mean, ci_low, ci_high, n, lens`` (``lens``
         is ``""`` for analyses that read no lens).
         """
         import pandas as pd
