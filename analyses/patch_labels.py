@@ -15,7 +15,8 @@ rows are read through the logit lens at every scanned layer. Per image and layer
   over the nouns and over all image positions (the paper's caption-noun comparison);
   ``p_caption_minus_other`` their difference.
 
-Rows average images (group ``"all"`` and each image kind) with 95% t-intervals over images.
+Rows average images (group ``"all"`` and each image kind) with 95% t-intervals over images,
+one set per lens (``lens=``: every lens reads the same captured states).
 Word policy: every label and noun must be ONE token as it reads mid-text (``" red"``); the
 top-1 match also accepts the word's other single-token variants (no leading space,
 capitalised); probabilities read the ``" word"`` token.
@@ -31,10 +32,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from hublens.analyses.lens_option import init_lens, lenses_for
 from hublens.analyses.presets import apply_preset
 from hublens.analysis import Analysis, Query, Row
+from hublens.lenses.resolve import LensArg
 from hublens.registry import register_analysis
-from hublens.stats import MeanStat, Stat
+from hublens.stats import KeyedStat, MeanStat, Stat
 
 METRICS = (
     "top1_region_label",
@@ -89,6 +92,8 @@ class PatchLabels(Analysis):
         final_norm: Final norm before unembedding at every layer; None: the method's.
         n_permutations: Label permutations per image for the shuffled baseline.
         seed: Seed of the permutations and of each item's unrelated caption.
+        lens: The lens(es) (:mod:`hublens.lenses.resolve`); None: ``"logit"`` if
+            ``final_norm`` else ``"logit-raw"``.
 
     Example:
         >>> from hublens import semantic_hub_scan
@@ -105,13 +110,16 @@ class PatchLabels(Analysis):
     n_permutations: int = 200
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    lens: LensArg = None
 
     preset: ClassVar[str] = "modality"
 
     def __post_init__(self) -> None:
+        explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         if not isinstance(self.final_norm, bool):
             raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
+        init_lens(self, explicit_final_norm)
         n = self.n_permutations
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n_permutations={n!r}: pass a positive int (e.g. 200).")
@@ -156,6 +164,7 @@ class PatchLabels(Analysis):
         self._kinds = kinds
         self._groups = ["all", *sorted({k for k in kinds if k})]
         self._words = words
+        lenses_for(self, model)  # fails here, before any forward
         self.options.update(
             media=self.media, final_norm=self.final_norm, n_permutations=self.n_permutations,
             seed=self.seed, match="top-1 id is a single-token variant of a region word",
@@ -188,15 +197,16 @@ class PatchLabels(Analysis):
         return out
 
     def setup(self, model: Any, layers: Sequence[int]) -> None:
-        """The lens, the word ids and empty statistics."""
-        from hublens.hooks import LogitLens
-
-        self._lens = LogitLens.from_model(model, final_norm=bool(self.final_norm))
+        """The lenses, the word ids and empty statistics."""
+        self._lenses = lenses_for(self, model)
         self._layers = [int(x) for x in layers]
         every = self._words | {w for n in self._nouns + self._others for w in n}
         self._variants = {w: variant_ids(model, w) for w in every}
         self._id = {w: single_token_id(model, w, what="word") for w in every}
-        self._stats = {g: MeanStat() for g in self._groups}
+        self._stats: KeyedStat[MeanStat] = KeyedStat(MeanStat)
+        for named in self._lenses:
+            for group in self._groups:
+                self._stats.slot((named.name, group))
 
     def _match(self, top: Tensor, words: list[str] | None) -> Tensor:
         if not words:
@@ -204,12 +214,12 @@ class PatchLabels(Analysis):
         ids = sorted(set().union(*(self._variants[w] for w in words)))
         return torch.isin(top, torch.tensor(ids, device=top.device))
 
-    def item_values(self, index: int, state: Tensor) -> Tensor:
+    def item_values(self, index: int, state: Tensor, lens: Any) -> Tensor:
         """``(metric, layer)`` values of one image (``state`` is ``(layer, pos, d_model)``)."""
         labels = self._labels[index]
         own, other = self._nouns[index], self._others[index]
         targets = [self._id[w] for w in own + other]
-        read = self._lens.readout(state, token_ids=targets, top_k=1, layer=self._layers)
+        read = lens.readout(state, token_ids=targets, top_k=1, layer=self._layers)
         top = read.top_ids[..., 0]  # (layer, pos)
         keep = [p for p, lab in enumerate(labels) if lab]
         # match[l, i, j]: the top-1 at labelled position i names the label of position j
@@ -230,20 +240,21 @@ class PatchLabels(Analysis):
     def update(self, indices: Sequence[int], states: Sequence[Tensor]) -> None:
         """Score each image at every layer."""
         for index, state in zip(indices, states, strict=True):
-            values = self.item_values(index, state)[None]
-            self._stats["all"].add(values)
-            if self._kinds[index]:
-                self._stats[self._kinds[index]].add(values)
+            for named in self._lenses:
+                values = self.item_values(index, state, named.lens)[None]
+                self._stats[(named.name, "all")].add(values)
+                if self._kinds[index]:
+                    self._stats[(named.name, self._kinds[index])].add(values)
 
     def statistics(self) -> list[Stat]:
-        """One :class:`MeanStat` of ``(metric, layer)`` per group, groups in sorted order."""
-        return [self._stats[g] for g in self._groups]
+        """One keyed statistic: a :class:`MeanStat` of ``(metric, layer)`` per (lens, group)."""
+        return [self._stats]
 
     def finalize(self, layers: Sequence[int]) -> list[Row]:
         """Rows per group, metric and layer."""
         rows = []
-        for group in self._groups:
-            stat = self._stats[group]
+        for lens_name, group in list(self._stats):
+            stat = self._stats[(lens_name, group)]
             if stat.n == 0:
                 continue
             mean, low, high = stat.ci()
@@ -251,7 +262,7 @@ class PatchLabels(Analysis):
                 for k, layer in enumerate(layers):
                     rows.append(
                         Row(self.name, layer, metric, group, float(mean[m, k]),
-                            float(low[m, k]), float(high[m, k]), stat.n)
+                            float(low[m, k]), float(high[m, k]), stat.n, lens_name)
                     )  # fmt: skip
         return rows
 

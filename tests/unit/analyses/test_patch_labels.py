@@ -210,22 +210,28 @@ def _hf_positions_logprobs(reference, mm, text, *, final_norm=True):
         for h in handles:
             h.remove()
     h = torch.stack([c[0, span.start : span.stop] for c in captured])
-    return lens_logprobs(reference, h, final_norm=final_norm)
+    if final_norm:
+        return lens_logprobs(reference, h, final_norm=True)
+    # the last layer is the model's output: normed under every lens setting
+    raw = lens_logprobs(reference, h[:-1], final_norm=False)
+    return torch.cat([raw, lens_logprobs(reference, h[-1:], final_norm=True)])
 
 
-@pytest.mark.parametrize("fixture", ["perfect", "plain"])
-def test_caption_noun_probabilities_equal_plain_transformers(request, fixture):
+@pytest.mark.parametrize(("fixture", "lens"), [("perfect", "logit"), ("plain", "logit"),
+                                               ("plain", "logit-raw")])  # fmt: skip
+def test_caption_noun_probabilities_equal_plain_transformers(request, fixture, lens):
     mm, reference = request.getfixturevalue(fixture)
-    items = [(f"noun-{fixture}-{i}", w, lab, i % 2) for i, (_, w, lab, _) in
+    items = [(f"noun-{fixture}-{lens}-{i}", w, lab, i % 2) for i, (_, w, lab, _) in
              enumerate(_perfect_items(4, ""))]  # fmt: skip
     data = _data(mm, items, "nouns")
-    result, _ = _scan(mm, data)
-    rows = rows_by_key(result, "patch_labels")
+    result, _ = _scan(mm, data, lens=["logit", "logit-raw"])  # both lenses, one forward
+    assert {r.lens for r in result.rows} == {"logit", "logit-raw"}
+    rows = {(r.metric, r.group, r.layer): r for r in result.rows if r.lens == lens}
     tok = mm.tokenizer
     ids = [[tok.encode(" " + w, add_special_tokens=False)[0] for w in s] for s in NOUN_SETS]
     own, other, top_ok = [], [], []
     for i, text in enumerate(data.column("image")):
-        lp = _hf_positions_logprobs(reference, mm, text)  # (layer, pos, vocab)
+        lp = _hf_positions_logprobs(reference, mm, text, final_norm=lens == "logit")
         p = lp.exp()
         own.append(p[..., ids[i % 2]].mean(-1).mean(-1))
         other.append(p[..., ids[1 - i % 2]].mean(-1).mean(-1))  # the only unrelated caption
