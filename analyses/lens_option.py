@@ -89,9 +89,11 @@ def with_lenses(analyses: Sequence[Any], lens: LensArg) -> list[Any]:
     """
     out = []
     for analysis in analyses:
-        fields = {f.name for f in dataclasses.fields(analysis)} if dataclasses.is_dataclass(
-            analysis
-        ) else set()
+        fields = (
+            {f.name for f in dataclasses.fields(analysis)}
+            if dataclasses.is_dataclass(analysis)
+            else set()
+        )
         if "lens" in fields:
             options = {k: v for k, v in analysis.options.items() if k not in ("lens", "lenses")}
             out.append(dataclasses.replace(analysis, lens=lens, options=options))

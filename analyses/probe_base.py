@@ -309,7 +309,8 @@ class LensProbe(Analysis):
             readout = named.lens.readout(h, expanded, layer=self._layers)
             assert readout.target_logprobs is not None
             per_column = readout.target_logprobs.transpose(0, 1)  # (query, layer, width)
-            mask = (owner.to(device) != torch.arange(self.n_targets(), device=device)[:, None, None])
+            slots = torch.arange(self.n_targets(), device=device)[:, None, None]
+            mask = owner.to(device) != slots  # (slot, query, width): columns of other slots
             logp = torch.stack(
                 [
                     per_column.masked_fill(mask[slot][:, None, :], -torch.inf).logsumexp(-1)
@@ -366,7 +367,7 @@ class LensProbe(Analysis):
         return rows
 
     def statistics(self) -> list[Stat]:
-        """One keyed statistic: a :class:`MeanStat` of ``(metric, layer)`` values per (lens, group)."""
+        """A :class:`MeanStat` of ``(metric, layer)`` values per (lens, group), keyed."""
         return [self._stats]
 
     def _builtin_hint(self) -> str:

@@ -41,9 +41,9 @@ __all__ = [
 LENS_NAMES = ("logit", "logit-raw", "tuned", "jacobian")
 
 #: One lens: a name, a lens folder, or a Lens object.
-LensSpec = Union[str, "os.PathLike[str]", Lens]
+LensSpec = Union[str, "os.PathLike[str]", Lens]  # noqa: UP007 - a runtime alias
 #: What ``lens=`` takes: one lens, several, or None (the analysis's ``final_norm``).
-LensArg = Union[LensSpec, Sequence[LensSpec], None]
+LensArg = Union[LensSpec, Sequence[LensSpec], None]  # noqa: UP007 - a runtime alias
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def default_lens_name(final_norm: bool) -> str:
     return "logit" if final_norm else "logit-raw"
 
 
-def _as_list(lens: LensArg) -> list[Any]:
+def _as_list(lens: Any) -> list[Any]:
     if lens is None:
         return []
     if isinstance(lens, (str, os.PathLike, Lens)):
@@ -107,7 +107,7 @@ def _spec_name(spec: Any) -> str:
     )
 
 
-def check_lens_spec(lens: LensArg, *, argument: str = "lens") -> list[str]:
+def check_lens_spec(lens: Any, *, argument: str = "lens") -> list[str]:
     """Validate ``lens=`` without a model: known names, lens folders, unique names.
 
     Args:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,30 @@ WORDS = [
     {"en": "warm", "zh": "温暖", "fr": "chaud"},
 ]
 ARITH = [
-    {"id": "a", "numeral": "3+2", "words": "x", "meta": {"lens_prompt": "5=3+", "lens_answer": 2, "op": "+"}},
-    {"id": "b", "numeral": "2+3", "words": "x", "meta": {"lens_prompt": "5=2+", "lens_answer": 3, "op": "+"}},
-    {"id": "c", "numeral": "4*2", "words": "x", "meta": {"lens_prompt": "8=4*", "lens_answer": 2, "op": "*"}},
-    {"id": "d", "numeral": "1*5", "words": "x", "meta": {"lens_prompt": "5=1*", "lens_answer": 5, "op": "*"}},
+    {
+        "id": "a",
+        "numeral": "3+2",
+        "words": "x",
+        "meta": {"lens_prompt": "5=3+", "lens_answer": 2, "op": "+"},
+    },
+    {
+        "id": "b",
+        "numeral": "2+3",
+        "words": "x",
+        "meta": {"lens_prompt": "5=2+", "lens_answer": 3, "op": "+"},
+    },
+    {
+        "id": "c",
+        "numeral": "4*2",
+        "words": "x",
+        "meta": {"lens_prompt": "8=4*", "lens_answer": 2, "op": "*"},
+    },
+    {
+        "id": "d",
+        "numeral": "1*5",
+        "words": "x",
+        "meta": {"lens_prompt": "5=1*", "lens_answer": 5, "op": "*"},
+    },
 ]
 CODE = [
     {"code": "x = [a,", "next": "b"},
@@ -85,7 +105,7 @@ CASES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_for(kind: str, arch: str = "llama") -> tuple[Any, Any]:
     """(HubModel or MultimodalModel, the plain transformers reference) of a case kind."""
     import hublens
@@ -150,7 +170,8 @@ def build_case(case: str, model: Any, **options: Any) -> tuple[Any, Any]:
         gen = torch.Generator().manual_seed(7)
         records = []
         for i, label in enumerate(["cat", "mat", "cat", "flower"]):
-            marker = model.add_media("image", torch.randn(3, 12, generator=gen) * 2, key=f"lo-{next(_KEYS)}")
+            raw = torch.randn(3, 12, generator=gen) * 2
+            marker = model.add_media("image", raw, key=f"lo-{next(_KEYS)}")
             records.append({"id": str(i), "image": marker, "caption": label,
                             "meta": {"label": label}})  # fmt: skip
         analysis = ModalityLens(media="image", baseline_word="sleeps", seed=3, **options)
@@ -159,7 +180,7 @@ def build_case(case: str, model: Any, **options: Any) -> tuple[Any, Any]:
 
 
 def run_case(case: str, arch: str = "llama", **options: Any) -> list[tuple[Any, ...]]:
-    """The rows of a case as tuples ``(analysis, layer, metric, group, mean, lo, hi, n[, lens])``."""
+    """The rows of a case as tuples ``(analysis, layer, metric, group, mean, lo, hi, n, lens)``."""
     from hublens import semantic_hub_scan
 
     model, _ = model_for(CASES[case], arch)

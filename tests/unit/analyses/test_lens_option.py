@@ -58,9 +58,8 @@ def test_two_lenses_in_one_scan_equal_two_scans(case):
 
 def test_similarity_rows_have_an_empty_lens():
     from hublens import semantic_hub_scan
-    from tests.helpers.lens_option_cases import SENTENCES, model_for
-
     from hublens.data import ParallelData
+    from tests.helpers.lens_option_cases import SENTENCES, model_for
 
     model, _ = model_for("probe")
     data = ParallelData.from_records(SENTENCES, name="s")
