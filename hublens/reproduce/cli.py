@@ -14,6 +14,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
+    if args.vision:
+        from hublens.adapters.instances import load_vision_model
+
+        model = load_vision_model(model)  # EfficientNet-Lite0 + the shipped projector
     data = None if args.data is None else [d.strip() for d in args.data.split(",") if d.strip()]
     result = reproduce(
         model, args.out, size=args.size, data=data, log=lambda line: print(line, flush=True)
@@ -33,5 +37,13 @@ def add_reproduce_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--out", default="reproduce", help="output folder")
     p.add_argument("--size", choices=("quick", "full"), default="quick")
-    p.add_argument("--data", help="only these data sets (comma-separated; and 'trajectories')")
+    p.add_argument(
+        "--data",
+        help="only these data sets (comma-separated; and 'trajectories', 'vision-patches')",
+    )
+    p.add_argument(
+        "--vision", action="store_true",
+        help="wrap the model as the bundled vision instance (EfficientNet-Lite0 + the shipped "
+        "projector; gemma-3-270m) and also run the per-patch vision labels",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_reproduce)

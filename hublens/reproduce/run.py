@@ -2,10 +2,11 @@
 
 The scans are :func:`hublens.semantic_hub_scan` with each built-in data set's default analyses
 (the paper's), on a seeded sample of :data:`SIZES` items (``quick``) or the data sets' default
-sizes (``full``), plus the arithmetic trajectories (:mod:`hublens.views.trajectories`). Media
-experiments need a multimodal model and are "not applicable" on a text-only one; steering is
-not run here (``hublens steer``). Each claim's verdict follows from the rows by the rule in
-:mod:`hublens.reproduce.claims`.
+sizes (``full``), plus the arithmetic trajectories (:mod:`hublens.views.trajectories`), and on a
+model with an ``"image"`` adapter (:func:`hublens.adapters.instances.load_vision_model`) the
+per-patch vision labels (:mod:`hublens.analyses.patch_labels`). Media experiments are skipped
+as "not applicable" on a text-only model; steering is not run here (``hublens steer``). Each
+claim's verdict follows from the rows by the rule in :mod:`hublens.reproduce.claims`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from hublens.reproduce.claims import CLAIMS, Claim, Verdict, judge
 from hublens.results import dump_json, row_to_json
 
 Size = Literal["quick", "full"]
+#: Steps that need media, and the media they need (skipped on models without it).
+MEDIA_STEPS = {"vision-patches": "vision"}
 #: Items per data set: ``quick`` (a seeded sample) and ``full`` (None: the defaults' sizes).
 SIZES: dict[str, dict[str, int | None]] = {
     "quick": {
@@ -30,6 +33,7 @@ SIZES: dict[str, dict[str, int | None]] = {
         "code-args": 24,
         "semantics": 24,
         "trajectories": 40,
+        "vision-patches": 24,
     },
     "full": {
         "multilingual-sentences": None,
@@ -39,6 +43,7 @@ SIZES: dict[str, dict[str, int | None]] = {
         "code-args": None,
         "semantics": None,
         "trajectories": 200,
+        "vision-patches": 48,
     },
 }
 
@@ -96,6 +101,17 @@ def verdicts_for(
     return out
 
 
+def model_media(model: Any) -> set[str]:
+    """What the model takes: ``"text"``, plus ``"vision"``/``"audio"`` for its adapters."""
+    adapters = getattr(model, "adapters", None) or {}
+    media = {"text"}
+    if "image" in adapters:
+        media.add("vision")
+    if "audio" in adapters:
+        media.add("audio")
+    return media
+
+
 def _scan(model: Any, name: str, n_items: int | None, grids: bool) -> tuple[list[Row], Any]:
     import hublens
     from hublens.data import ParallelData
@@ -149,6 +165,7 @@ def reproduce(
 
         model = hublens.load_model(model)
     say = log or (lambda *_: None)
+    media = model_media(model)
     rows: dict[str, list[Row]] = {}
     seconds: dict[str, float] = {}
     grids: list[dict[str, Any]] = []
@@ -156,7 +173,15 @@ def reproduce(
     for name in names:
         started = time.perf_counter()
         n_items = SIZES[size][name]
-        if name == "trajectories":
+        if name in MEDIA_STEPS and MEDIA_STEPS[name] not in media:
+            say(f"reproduce: {name} skipped (not applicable: the model takes no "
+                f"{MEDIA_STEPS[name]} input)")  # fmt: skip
+            continue
+        if name == "vision-patches":
+            from hublens.analyses.patch_labels import patch_label_scan
+
+            rows[name] = patch_label_scan(model, n_images=n_items or 48).rows
+        elif name == "trajectories":
             from hublens.views.trajectories import arithmetic_trajectories, trajectory_figure
 
             traj = arithmetic_trajectories(model, max_items=n_items or 100, seed=0)
@@ -173,7 +198,7 @@ def reproduce(
         model=model.provenance.to_dict(),
         n_layers=int(model.n_layers),
         size=size,
-        verdicts=verdicts_for(rows, int(model.n_layers)),
+        verdicts=verdicts_for(rows, int(model.n_layers), media),
         rows=rows,
         seconds=seconds,
         extras=extras,
@@ -195,4 +220,13 @@ def write(result: Reproduction, out: str | Path) -> Path:
     return target
 
 
-__all__ = ["SIZES", "Claim", "Reproduction", "reproduce", "verdicts_for", "write"]
+__all__ = [
+    "MEDIA_STEPS",
+    "SIZES",
+    "model_media",
+    "Claim",
+    "Reproduction",
+    "reproduce",
+    "verdicts_for",
+    "write",
+]
