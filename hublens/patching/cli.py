@@ -1,4 +1,4 @@
-"""``hublens patch``: concept patching across translation prompts, with tables and a report.
+"""``hublens patch`` and ``hublens patchscope``: concept patching and the patchscope readout.
 
 ``--source A[:B]`` is the source prompt (input A, output B, default B = en) and
 ``--target [C:]D`` the target prompt (output D; input C defaults to the first of de, es, fr, ja
@@ -8,6 +8,7 @@ forward otherwise.
 Example:
     hublens patch --model gemma-3-270m --source fr --target zh --out report/patch-fr-zh
     hublens patch --source ja:en --target de:zh --layers 4,8,12 --span 2 --n-items 40
+    hublens patchscope --model gemma-3-270m --source fr --target zh --generate 4
 """
 
 from __future__ import annotations
@@ -109,3 +110,82 @@ def add_patch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     patch.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     patch.add_argument("--no-progress", action="store_true")
     patch.set_defaults(func=run_patch_command)
+    add_patchscope_parser(sub, common)  # hublens patchscope
+
+
+def run_patchscope_command(args: argparse.Namespace) -> int:
+    """Run the patchscope readout of translation prompts; write JSON, CSV and the report."""
+    import torch
+
+    import hublens
+    from hublens.cli import _dtype, _summary
+    from hublens.data import ParallelData
+    from hublens.patching.generate import patchscope_generate
+    from hublens.patching.patchscope_translation import TranslationPatchscope
+
+    options: dict[str, Any] = {"source": args.source, "target": args.target}
+    options["latent"] = None if args.latent == "" else args.latent
+    options["layers"] = _layers(args.layers)
+    for key in ("n_items", "few_shot", "batch_size", "seed", "into", "identity", "placeholder"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    experiment = TranslationPatchscope(**options)
+    data = ParallelData.load(args.data)
+    experiment.prompts(data)  # language and item errors before the model loads
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
+    print(f"model: {model!r} (loaded in {time.perf_counter() - started:.1f} s)")
+    result = experiment.run(model, data)
+    if args.generate:
+        _, prompts, _ = experiment.prompts(data)
+        decoded = patchscope_generate(
+            model,
+            prompts[0],
+            layers=experiment.layers,
+            identity=experiment.identity,
+            placeholder=experiment.placeholder,
+            into=experiment.into,
+            max_new_tokens=args.generate,
+        )
+        lines = [f"greedy L{layer}: {text!r}" for layer, text in decoded.items()]
+        for examples in result.examples.values():
+            examples.extend(lines)
+        print("\n".join(lines))
+    report = result.save(Path(args.out))
+    print(_summary(result))
+    print(
+        f"{result.provenance['seconds']} s; wrote {Path(args.out) / 'result.json'}, "
+        f"result.csv and {report}"
+    )
+    return 0
+
+
+def add_patchscope_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``patchscope`` sub-command to the ``hublens`` parser."""
+    scope = sub.add_parser(
+        "patchscope",
+        parents=[common],
+        help="decode translation prompts' states per layer through an identity prompt",
+    )
+    scope.add_argument("--source", default="fr", help="the prompts' input language")
+    scope.add_argument("--target", default="zh", help="the prompts' output language")
+    scope.add_argument("--latent", default="en", help="extra reading ('' = none)")
+    scope.add_argument(
+        "--data", default="multilingual-words", help="word table: built-in name or a file"
+    )
+    scope.add_argument("--out", default="report/patchscope", help="output folder")
+    scope.add_argument("--layers", help="comma-separated source layers (default: all)")
+    scope.add_argument("--into", type=int, help="patch every state into this layer")
+    scope.add_argument("--identity", help="identity prompt holding the placeholder once")
+    scope.add_argument("--placeholder", help="the placeholder (default '?')")
+    scope.add_argument("--n-items", type=int, help="prompts (default 24)")
+    scope.add_argument("--few-shot", type=int, help="demonstrations per prompt (default 2)")
+    scope.add_argument(
+        "--generate", type=int, default=0, help="also decode N tokens greedily for item 0"
+    )
+    scope.add_argument("--batch-size", type=int)
+    scope.add_argument("--seed", type=int)
+    scope.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    scope.set_defaults(func=run_patchscope_command)

@@ -174,7 +174,7 @@ class PatchTarget:
             CPU; None when ``capture`` is empty).
         """
         run = (states, list(layers)) if states is not None and len(layers) else None
-        logps, captured = self._run([run], token_ids, capture, max_rows=self.n)
+        logps, captured, _ = self._run([run], token_ids, capture, max_rows=self.n)
         return logps[0], captured
 
     @torch.no_grad()
@@ -204,6 +204,35 @@ class PatchTarget:
         prepared = [(states, list(layers)) for states, layers in runs]
         return self._run(prepared, token_ids, (), max_rows=max_rows, tick=tick)[0]
 
+    @torch.no_grad()
+    def top_runs(
+        self,
+        runs: Sequence[tuple[Tensor, Sequence[int]] | None],
+        token_ids: Int[Tensor, "n n_targets"],
+        top_k: int,
+        *,
+        max_rows: int = 256,
+        tick: Callable[[int], Any] | None = None,
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """:meth:`logprobs_runs` that also returns each row's ``top_k`` next tokens.
+
+        Args:
+            runs: ``(states, layers)`` pairs as in :meth:`logprobs_runs`; None runs unpatched.
+            token_ids: ``(n, n_targets)`` ids to read per prompt.
+            top_k: How many of the most probable next tokens to return (>= 1).
+            max_rows: Most rows one forward holds.
+            tick: Called with the number of (prompt, run) rows done after each forward.
+
+        Returns:
+            Per run: the ``(n, n_targets)`` log-probs, the ``(n, top_k)`` top log-probs and
+            the ``(n, top_k)`` top token ids.
+        """
+        prepared = [None if run is None else (run[0], list(run[1])) for run in runs]
+        logps, _, tops = self._run(
+            prepared, token_ids, (), max_rows=max_rows, tick=tick, top_k=top_k
+        )
+        return [(logp, *top) for logp, top in zip(logps, tops, strict=True)]
+
     def _run(
         self,
         runs: Sequence[tuple[Tensor, list[int]] | None],
@@ -212,10 +241,15 @@ class PatchTarget:
         *,
         max_rows: int,
         tick: Callable[[int], Any] | None = None,
-    ) -> tuple[list[Tensor], Tensor | None]:
+        top_k: int = 0,
+    ) -> tuple[list[Tensor], Tensor | None, list[tuple[Tensor, Tensor]]]:
         model = self.model
         bridge = getattr(model, "bridge", model)
         logps = [torch.empty(token_ids.shape, dtype=torch.float32) for _ in runs]
+        tops = [
+            (torch.empty(self.n, top_k), torch.empty(self.n, top_k, dtype=torch.long))
+            for _ in (runs if top_k else ())
+        ]
         captured = torch.empty(len(capture), self.n, model.d_model) if capture else None
         for part, step, cache in self.chunks:
             per = max(1, max_rows // len(part))
@@ -238,12 +272,19 @@ class PatchTarget:
                 values = out.gather(1, ids).reshape(len(part), rep, -1)
                 for k in range(rep):
                     logps[first + k][part] = values[:, k]
+                if top_k:
+                    best = out.topk(top_k, dim=-1)
+                    top_values = best.values.reshape(len(part), rep, -1)
+                    top_ids = best.indices.reshape(len(part), rep, -1)
+                    for k in range(rep):
+                        tops[first + k][0][part] = top_values[:, k]
+                        tops[first + k][1][part] = top_ids[:, k]
                 if captured is not None:
                     stacked = store.stack([hook_name(layer) for layer in capture])[:, :, 0]
                     captured[:, part] = stacked.float()
                 if tick is not None:
                     tick(len(part) * rep)
-        return logps, captured
+        return logps, captured, tops
 
     def _patches(
         self, runs: Sequence[tuple[Tensor, list[int]] | None], part: list[int], rep: int

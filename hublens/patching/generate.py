@@ -20,7 +20,7 @@ from hublens.steering.checks import Layers, layer_selection
 from hublens.steering.generate import generate
 from hublens.steering.hook import patch_hooks
 
-__all__ = ["patched_generate"]
+__all__ = ["patched_generate", "patchscope_generate"]
 
 
 @torch.no_grad()
@@ -71,3 +71,67 @@ def patched_generate(
         max_new_tokens=max_new_tokens,
         use_past_kv_cache=use_past_kv_cache,
     )
+
+
+@torch.no_grad()
+def patchscope_generate(
+    model: Any,
+    source: str,
+    *,
+    layers: Layers = None,
+    identity: str | None = None,
+    placeholder: str = "?",
+    position: int = -1,
+    into: int | None = None,
+    max_new_tokens: int = 4,
+    use_past_kv_cache: bool = True,
+) -> dict[int, str]:
+    """Greedy patchscope: the identity prompt's continuation with ``source``'s state patched in.
+
+    Per source layer, the state at ``position`` is written over the placeholder (at the same
+    layer, or at ``into``) in the prompt pass only (KV-cached decode steps are not touched), and
+    ``max_new_tokens`` tokens are decoded greedily.
+
+    Args:
+        model: A HubModel.
+        source: The prompt whose state is decoded.
+        layers: Source layers (None: all).
+        identity: The identity prompt (default: ``patchscope.IDENTITY_PROMPT``).
+        placeholder: The text whose token the state replaces.
+        position: Source position, counted from the end when negative.
+        into: Patch every state into this one layer (None: the same layer).
+        max_new_tokens: Tokens to decode per layer.
+        use_past_kv_cache: Decode with the KV cache (same tokens as without it).
+
+    Returns:
+        Source layer -> the decoded continuation.
+
+    Raises:
+        ValueError / TypeError: Bad placeholder, layers, position (before any forward).
+
+    Example:
+        >>> src = 'Français: "chat" - English: "'
+        >>> patchscope_generate(model, src, layers=[6])  # doctest: +SKIP
+        {6: ' cat; dog'}
+    """
+    from hublens.patching.patchscope import IDENTITY_PROMPT, placeholder_position, target_layers
+
+    identity = IDENTITY_PROMPT if identity is None else identity
+    chosen, targets = target_layers(model, layers, into)
+    check_position(position)
+    slot = placeholder_position(model, identity, placeholder)
+    src_pos = resolve_positions(model, [source], position, "source")
+    ids = model.tokenize(identity).ids
+    states = read_states(model, [source], src_pos, chosen)
+    out = {}
+    for j, (layer, target) in enumerate(zip(chosen, targets, strict=True)):
+        hooks = patch_hooks(model, states[[j]], [slot], layers=[target], prompt_len=ids.shape[1])
+        new = generate(
+            model,
+            ids,
+            hooks=hooks,
+            max_new_tokens=max_new_tokens,
+            use_past_kv_cache=use_past_kv_cache,
+        )
+        out[layer] = model.tokenizer.decode(new[0])
+    return out
