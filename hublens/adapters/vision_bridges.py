@@ -122,9 +122,9 @@ class VisionBridgeModel(HubModel):
             dominant_language=lm.dominant_language,
             provenance=lm.provenance,
         )
-        hf = lm.bridge.original_model
+        hf: Any = lm.bridge.original_model
         self.family = FAMILIES[type(hf).__name__]
-        self.config = hf.config
+        self.config: Any = hf.config
         self.adapters: dict[str, str] = {"image": self.family}
         self.media: dict[str, dict[str, Any]] = {"image": {}}
         self._counts: dict[str, int] = {}
@@ -174,8 +174,9 @@ class VisionBridgeModel(HubModel):
                 self._counts[key] = int(self.config.mm_tokens_per_image)
             else:
                 pixels, size = self.media["image"][key]
+                hf: Any = self.bridge.original_model
                 with torch.no_grad():
-                    out = self.bridge.original_model.model.get_image_features(
+                    out = hf.model.get_image_features(
                         pixels[None].to(self.device), torch.tensor([size]), return_dict=True
                     )
                 self._counts[key] = int(out.pooler_output[0].shape[0])
@@ -286,9 +287,7 @@ class VisionBridgeModel(HubModel):
         return self.bridge(*args, **kwargs)
 
 
-def load_vision_bridge(
-    model: Any, tokenizer: Any, **load_options: Any
-) -> VisionBridgeModel:
+def load_vision_bridge(model: Any, tokenizer: Any, **load_options: Any) -> VisionBridgeModel:
     """Boot a transformers LLaVA-NeXT or Gemma-3 multimodal model through TransformerLens's bridge.
 
     Args:
@@ -316,4 +315,3 @@ def load_vision_bridge(
         )
     model.config._attn_implementation = "eager"
     return VisionBridgeModel(load_model(model, tokenizer, **load_options))
-

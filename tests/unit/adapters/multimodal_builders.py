@@ -1,6 +1,7 @@
 """Tiny random LLaVA-NeXT, Gemma-3 multimodal and Qwen2.5-VL models from real transformers configs.
 
-The conftest tokenizer gains the image, vision-start/end and BOI/EOI tokens as special tokens;
+A copy of the probe-word tokenizer (``hublens.check``'s tokenization checks pass on it) gains the
+image, vision-start/end and BOI/EOI tokens as special tokens;
 each model is perturbed by N(0, 0.05) so norms matter, and an untouched deep copy is the
 reference.
 """
@@ -11,14 +12,14 @@ import copy
 
 import torch
 
-from tests.conftest import build_tokenizer
+from tests.helpers.probe_tokenizer import probe_tokenizer
 
 SPECIAL = ["<image>", "<vision_start>", "<vision_end>", "<boi>", "<eoi>"]
 
 
 def tokenizer():
-    """The conftest tokenizer plus the multimodal special tokens."""
-    tok = build_tokenizer()
+    """A copy of the probe tokenizer plus the multimodal special tokens."""
+    tok = copy.deepcopy(probe_tokenizer())
     tok.add_special_tokens({"additional_special_tokens": SPECIAL})
     return tok
 

@@ -8,6 +8,8 @@ the measured reason.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -18,10 +20,19 @@ from hublens.adapters.vision_bridges import QWEN2_5_VL_REASON, image_pixels, loa
 from hublens.analyses.modality_lens import ModalityLens
 from hublens.analyses.similarity import Similarity
 from hublens.data import ParallelData
-from hublens.hooks import ActivationStore, AllPositions, LogitLens, Positions, attached_hooks
-from hublens.hooks import capture_hooks, hook_name
+from hublens.hooks import (
+    ActivationStore,
+    AllPositions,
+    LogitLens,
+    Positions,
+    attached_hooks,
+    capture_hooks,
+    hook_name,
+)
 from tests.unit.adapters.multimodal_builders import build
 
+#: Whether torchvision is importable before any model boots here (booting must not change it).
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 SIZES = {"a": (20, 30), "b": (16, 16), "c": (40, 18)}  # LLaVA-NeXT: 3 different grids
 
 
@@ -238,6 +249,7 @@ def test_pixel_values_are_built_from_the_config(vision):
         mm.add_media("image", images["a"], key="a")
 
 
+@pytest.mark.skipif(HAS_TORCHVISION, reason="torchvision installed: TL may boot Qwen2.5-VL")
 def test_qwen2_5_vl_is_not_bridged_by_transformer_lens_4_3():
     hf, _, tok = build("qwen2_5_vl")
     with pytest.raises(ImportError) as caught:
@@ -246,3 +258,24 @@ def test_qwen2_5_vl_is_not_bridged_by_transformer_lens_4_3():
     with pytest.raises(ValueError, match="torchvision"):
         load_vision_bridge(hf, tok)
     pytest.xfail(f"TransformerLens 4.3 cannot boot Qwen2.5-VL here: {QWEN2_5_VL_REASON}")
+
+
+def test_no_hook_left_after_an_exception_and_nothing_installed(vision):
+    _, mm, _, _ = vision
+    batch = mm.tokenize(["<image:b> x"])
+
+    def boom(x, hook):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"), mm.hooks(fwd_hooks=[(hook_name(1), boom)]):
+        mm(batch)
+    assert attached_hooks(mm) == []
+    # booting logged TransformerLens's wish to pip-install torchvision; hublens refused it
+    assert (importlib.util.find_spec("torchvision") is not None) == HAS_TORCHVISION
+
+
+def test_hublens_check_passes_on_the_bridged_model(vision):
+    _, mm, _, _ = vision
+    report = hublens.check(mm)
+    assert report.passed, report.to_text()
+    assert report["steering.kv_cache"].status == "pass"
