@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hublens.adapters.efficientnet import FEATURE_GRID, GRID, IMAGE_SIZE
 from hublens.adapters.images import COLOURS
 
 #: Colours of the two-colour images, of the shapes, and the shapes' backgrounds.
@@ -37,6 +38,8 @@ PATCH_SHAPES = ("circle", "square")
 class PatchGrid:
     """Where each image position sits: a ``grid x grid`` pooling of a feature map.
 
+    The defaults are the vision instance's (:mod:`hublens.adapters.efficientnet`).
+
     Attributes:
         image_size: Side of the square image in pixels.
         feature_grid: Side of the encoder's feature map (pixels per cell: image_size / it).
@@ -47,9 +50,9 @@ class PatchGrid:
         (64, 160, 64, 160)
     """
 
-    image_size: int = 224
-    feature_grid: int = 7
-    grid: int = 3
+    image_size: int = IMAGE_SIZE
+    feature_grid: int = FEATURE_GRID
+    grid: int = GRID
 
     def __post_init__(self) -> None:
         if not 1 <= self.grid <= self.feature_grid:
