@@ -233,6 +233,30 @@ def patch_label_images(n_images: int = 24, *, seed: int = 3000) -> list[RegionIm
     return out
 
 
+def patch_grid_of(mm: Any) -> PatchGrid | None:
+    """The patch layout of a model's image positions, or None when it is not known.
+
+    Known for a split :class:`~hublens.adapters.base.ModalityAdapter` whose projector keeps one
+    row per encoder row (``window`` 1) and whose encoder is EfficientNet-Lite0 (its ``grid``)
+    or declares a ``patch_grid`` attribute (a :class:`PatchGrid`).
+    """
+    from hublens.adapters.base import ModalityAdapter
+    from hublens.adapters.efficientnet import EfficientNetEncoder
+
+    adapter = (getattr(mm, "adapters", None) or {}).get("image")
+    if not isinstance(adapter, ModalityAdapter):
+        return None
+    config = getattr(adapter.projector, "config", None)
+    if getattr(config, "window", 1) != 1:
+        return None
+    declared = getattr(adapter.encoder, "patch_grid", None)
+    if isinstance(declared, PatchGrid):
+        return declared
+    if isinstance(adapter.encoder, EfficientNetEncoder):
+        return PatchGrid(grid=adapter.encoder.grid)
+    return None
+
+
 def patch_label_data(
     mm: Any,
     images: Sequence[RegionImage],

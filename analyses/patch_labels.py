@@ -289,10 +289,17 @@ def patch_label_scan(
     Returns:
         The ScanResult.
     """
-    from hublens.analyses.patch_images import patch_label_data, patch_label_images
+    from hublens.analyses.patch_images import patch_grid_of, patch_label_data, patch_label_images
     from hublens.scan import semantic_hub_scan
 
+    grid = patch_grid_of(mm)
+    if grid is None:
+        raise ValueError(
+            "mm: the patch layout of this model's image positions is not known (an "
+            "EfficientNet-Lite0 encoder, or one with a `patch_grid` attribute, and a projector "
+            "with window 1); build labels with PatchGrid yourself and run PatchLabels."
+        )
     images = patch_label_images(n_images, seed=seed)
-    data = patch_label_data(mm, images)
+    data = patch_label_data(mm, images, grid=grid)
     analysis = PatchLabels(n_permutations=n_permutations, method=method)
     return semantic_hub_scan(mm, data, analyses=[analysis], progress=progress)

@@ -170,6 +170,7 @@ def reproduce(
     seconds: dict[str, float] = {}
     grids: list[dict[str, Any]] = []
     extras: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for name in names:
         started = time.perf_counter()
         n_items = SIZES[size][name]
@@ -178,8 +179,13 @@ def reproduce(
                 f"{MEDIA_STEPS[name]} input)")  # fmt: skip
             continue
         if name == "vision-patches":
+            from hublens.analyses.patch_images import patch_grid_of
             from hublens.analyses.patch_labels import patch_label_scan
 
+            if patch_grid_of(model) is None:
+                skipped[name] = "the patch layout of this model's image positions is not known"
+                say(f"reproduce: {name} skipped ({skipped[name]})")
+                continue
             rows[name] = patch_label_scan(model, n_images=n_items or 48).rows
         elif name == "trajectories":
             from hublens.views.trajectories import arithmetic_trajectories, trajectory_figure
@@ -194,11 +200,15 @@ def reproduce(
         seconds[name] = round(time.perf_counter() - started, 1)
         say(f"reproduce: {name} done in {seconds[name]:.1f} s")
     extras["lens_grids"] = grids
+    verdicts = verdicts_for(rows, int(model.n_layers), media)
+    for claim in CLAIMS:
+        if claim.data in skipped and verdicts[claim.key].verdict == "not measured":
+            verdicts[claim.key] = Verdict("not measured", skipped[claim.data])
     result = Reproduction(
         model=model.provenance.to_dict(),
         n_layers=int(model.n_layers),
         size=size,
-        verdicts=verdicts_for(rows, int(model.n_layers), media),
+        verdicts=verdicts,
         rows=rows,
         seconds=seconds,
         extras=extras,

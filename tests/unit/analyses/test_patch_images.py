@@ -93,3 +93,23 @@ def test_image_set_is_seeded_and_mixed():
     for img in a:
         assert img.image.shape == (224, 224, 3) and img.image.dtype == np.uint8
         assert any(img.position_labels())
+
+
+def test_patch_grid_of_reads_the_encoder_and_refuses_pooled_rows():
+    from torch import nn
+
+    from hublens.adapters.base import ModalityAdapter
+    from hublens.adapters.efficientnet import EfficientNetEncoder
+    from hublens.adapters.projector import MLPProjector, ProjectorConfig
+    from hublens.analyses.patch_images import patch_grid_of
+
+    class Holder:
+        def __init__(self, encoder, window=1):
+            projector = MLPProjector(ProjectorConfig(d_in=4, d_out=4, hidden=4, window=window))
+            self.adapters = {"image": ModalityAdapter("image", encoder, projector)}
+
+    assert patch_grid_of(Holder(EfficientNetEncoder(nn.Identity(), grid=3))) == PatchGrid()
+    assert patch_grid_of(Holder(EfficientNetEncoder(nn.Identity(), grid=7))) == PatchGrid(grid=7)
+    assert patch_grid_of(Holder(EfficientNetEncoder(nn.Identity()), window=2)) is None
+    assert patch_grid_of(Holder(nn.Identity())) is None  # layout not declared
+    assert patch_grid_of(object()) is None  # a text-only model

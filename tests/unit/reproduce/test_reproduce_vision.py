@@ -97,12 +97,18 @@ WORDS = "red green blue yellow black white gray circle square and a".split()
 class PoolEncoder(nn.Module):
     """(1, 3, 224, 224) -> (1, 9, 3): the mean colour of each cell of a 3x3 grid."""
 
+    def __init__(self, declare=True):
+        super().__init__()
+        if declare:
+            from hublens.analyses.patch_images import PatchGrid
+
+            self.patch_grid = PatchGrid(feature_grid=7, grid=3)
+
     def forward(self, px):
         return nn.functional.adaptive_avg_pool2d(px, 3).flatten(2).transpose(1, 2)
 
 
-@pytest.fixture(scope="module")
-def tiny_vision():
+def _tiny_vision(declare):
     import hublens
     from hublens.adapters.base import ModalityAdapter, MultimodalModel
     from hublens.adapters.efficientnet import prepare_image
@@ -113,9 +119,24 @@ def tiny_vision():
     lm = hublens.load_model(hf, tok)
     torch.manual_seed(0)
     adapter = ModalityAdapter(
-        "image", PoolEncoder(), nn.Linear(3, lm.d_model).eval(), prepare=prepare_image
+        "image", PoolEncoder(declare), nn.Linear(3, lm.d_model).eval(), prepare=prepare_image
     )
     return MultimodalModel(lm, {"image": adapter})
+
+
+@pytest.fixture(scope="module")
+def tiny_vision():
+    return _tiny_vision(True)
+
+
+def test_unknown_patch_layout_is_not_measured(tmp_path):
+    mm = _tiny_vision(False)  # the encoder declares no patch grid
+    lines = []
+    result = reproduce(mm, tmp_path, data=["vision-patches"], log=lines.append)
+    assert "vision-patches" not in result.rows
+    v = result.verdicts["vision_patch_labels"]
+    assert v.verdict == "not measured" and "patch layout" in v.measured
+    assert any("patch layout" in line for line in lines)
 
 
 def test_small_run_on_a_vision_model(tiny_vision, tmp_path):
