@@ -261,14 +261,24 @@ class VisionBridgeModel(HubModel):
     def _add_pixels(
         self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
-        """Forward pre-hook: the last batch's ids without pixel values get them added."""
+        """Forward pre-hook: add the last batch's pixel values to a pass that runs its ids.
+
+        Ids that extend the batch's (uncached generation) get them too; passes with pixel
+        values, other ids, or one new token (KV-cached decode) are left alone.
+        """
         last = self._last
         ids = kwargs.get("input_ids", args[0] if args else None)
         if last is None or "pixel_values" in kwargs or not isinstance(ids, Tensor):
             return None
-        if ids.shape != last.ids.shape or not torch.equal(ids, last.ids):
-            return None  # plain text, or a KV-cached decode step
-        return args, {**kwargs, **self.media_kwargs(last)}
+        rows, width = last.ids.shape
+        if ids.ndim != 2 or ids.shape[0] != rows or ids.shape[1] < width:
+            return None  # plain text, or a KV-cached decode step (its cache holds the image)
+        if not torch.equal(ids[:, :width], last.ids):
+            return None
+        extra = self.media_kwargs(last)  # the batch itself, or an uncached generation step
+        if "token_type_ids" in extra:
+            extra["token_type_ids"] = (ids == self.image_token_id).long()
+        return args, {**kwargs, **extra}
 
     def injection_hooks(self, batch: MultimodalBatch, **_: Any) -> list[Any]:
         """None: transformers' own forward writes the image rows (for ``semantic_hub_scan``)."""
@@ -276,6 +286,20 @@ class VisionBridgeModel(HubModel):
             raise TypeError(f"batch={type(batch).__name__}: pass a MultimodalBatch from tokenize.")
         self._last = batch if batch.has_media else self._last
         return []
+
+    def generate_text(self, text: str, *, max_new_tokens: int = 8, **kwargs: Any) -> str:
+        """Greedy continuation of one text with images (decoded new tokens only).
+
+        Args:
+            text: The prompt, with ``<image:KEY>`` markers.
+            max_new_tokens: Tokens to generate.
+            **kwargs: Passed to the bridge's ``generate`` (e.g. ``use_past_kv_cache``).
+        """
+        batch = self.tokenize([text])
+        kwargs.setdefault("do_sample", False)
+        kwargs.setdefault("verbose", False)
+        out: Any = self.bridge.generate(batch.ids, max_new_tokens=max_new_tokens, **kwargs)
+        return str(self.tokenizer.decode(out[0, batch.ids.shape[1] :], skip_special_tokens=True))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Forward pass; ``model(batch)`` runs a MultimodalBatch with its mask and pixels."""

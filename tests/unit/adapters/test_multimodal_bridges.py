@@ -279,3 +279,17 @@ def test_hublens_check_passes_on_the_bridged_model(vision):
     report = hublens.check(mm)
     assert report.passed, report.to_text()
     assert report["steering.kv_cache"].status == "pass"
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_generation_with_an_image_equals_transformers_greedy(vision, cached):
+    family, mm, reference, _ = vision
+    text = "<image:a> The cat"
+    ours = mm.generate_text(text, max_new_tokens=5, use_past_kv_cache=cached)
+    batch = mm.tokenize([text])
+    inputs = _reference_inputs(family, mm, batch, ["a"])
+    with torch.no_grad():
+        out = reference.generate(**inputs, max_new_tokens=5, do_sample=False, min_new_tokens=5)
+    theirs = mm.tokenizer.decode(out[0, batch.ids.shape[1] :], skip_special_tokens=True)
+    assert ours == theirs
+    assert attached_hooks(mm) == []
