@@ -96,7 +96,8 @@ def with_lenses(analyses: Sequence[Any], lens: LensArg) -> list[Any]:
         )
         if "lens" in fields:
             options = {k: v for k, v in analysis.options.items() if k not in ("lens", "lenses")}
-            out.append(dataclasses.replace(analysis, lens=lens, options=options))
+            reset = {"final_norm": None} if "final_norm" in fields else {}  # lens= decides
+            out.append(dataclasses.replace(analysis, lens=lens, options=options, **reset))
         else:
             out.append(analysis)
     return out

@@ -2,7 +2,9 @@
 
 :func:`figure` draws one analysis: the mean per layer, one line per (metric, group), with a
 translucent band for its 95% confidence interval; metrics on very different scales get their own
-panels (:func:`metric_panels`). Labels go through :func:`hublens.html_page.plain`, so plotly
+panels (:func:`metric_panels`). Rows read through several lenses (``Row.lens``) are overlaid:
+one colour per (metric, group), one line style per lens, the lens name in the legend. Labels
+go through :func:`hublens.html_page.plain`, so plotly
 shows them literally. :data:`PALETTE` is shared with the steering figures.
 """
 
@@ -43,9 +45,9 @@ BAND_OPACITY = 0.18
 SEP = " · "
 
 
-def label(metric: str, group: str) -> str:
-    """The readable label of a (metric, group) line, e.g. ``"adjusted_cosine · en-zh"``."""
-    return f"{metric}{SEP}{group}" if group else metric
+def label(metric: str, group: str, lens: str = "") -> str:
+    """The label of a line, e.g. ``"adjusted_cosine · en-zh"`` or ``"p_en · zh · tuned"``."""
+    return SEP.join(part for part in (metric, group, lens) if part)
 
 
 def finite(values: Iterable[float]) -> list[float]:
@@ -143,6 +145,17 @@ def _ci_text(row: Row) -> str:
     return f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
 
 
+def _title(name: str, lenses: Sequence[str]) -> str:
+    """The figure title; with several lenses, which line style each lens has."""
+    text = f"<b>{plain(name)}</b>"
+    if lenses:
+        styles = ", ".join(
+            f"{plain(lens)} ({DASHES[i % len(DASHES)]})" for i, lens in enumerate(lenses)
+        )
+        text += f"<br><span style='font-size:12px'>lenses: {styles}</span>"
+    return text
+
+
 def figure(result: ScanResult, name: str) -> go.Figure:
     """Plot one analysis: mean per layer with a translucent 95% CI band per metric and group.
 
@@ -173,29 +186,39 @@ def figure(result: ScanResult, name: str) -> go.Figure:
     panels = metric_panels(in_order)
     metrics = [m for panel in panels for m in panel]
     groups = list(dict.fromkeys(r.group for r in in_order))
-    by_group_colour = len(groups) > 1 and len(metrics) > 1
+    lenses = list(dict.fromkeys(r.lens for r in in_order))
+    overlay = len(lenses) > 1  # one colour per (metric, group), one dash per lens
+    by_group_colour = len(groups) > 1 and len(metrics) > 1 and not overlay
     layers = sorted({r.layer for r in rows})
 
     fig = make_subplots(
         rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.09 if len(panels) > 1 else 0
     )
     n_line = 0
+    colour_of: dict[tuple[str, str], str] = {}  # overlay: the lenses of a line share a colour
     for p, panel in enumerate(panels, start=1):
         panel_values: list[float] = []
         later_values: list[float] = []
         for m_index, metric in enumerate(panel):
-            for group in groups:
-                line_rows = [r for r in rows if r.metric == metric and r.group == group]
+            for group, lens in [(g, n) for g in groups for n in lenses]:
+                line_rows = [
+                    r for r in rows if r.metric == metric and r.group == group and r.lens == lens
+                ]
                 if not line_rows:
                     continue
-                if by_group_colour:
+                if overlay:
+                    colour = colour_of.setdefault(
+                        (metric, group), PALETTE[len(colour_of) % len(PALETTE)]
+                    )
+                    dash = DASHES[lenses.index(lens) % len(DASHES)]
+                elif by_group_colour:
                     colour = PALETTE[groups.index(group) % len(PALETTE)]
                     dash = DASHES[m_index % len(DASHES)]
                 else:
                     colour, dash = PALETTE[n_line % len(PALETTE)], "solid"
                 n_line += 1
-                text = label(metric, group)
-                meta = {"metric": metric, "group": group}
+                text = label(metric, group, lens if overlay else "")
+                meta = {"metric": metric, "group": group, "lens": lens}
                 bx, by = _band(line_rows)
                 if bx:
                     fig.add_trace(
@@ -278,7 +301,7 @@ def figure(result: ScanResult, name: str) -> go.Figure:
         fig.update_xaxes(range=[layers[0] - 0.4, layers[-1] + 0.4])
     fig.update_layout(
         template="simple_white",
-        title={"text": f"<b>{plain(name)}</b>", "x": 0.01, "xanchor": "left"},
+        title={"text": _title(name, lenses if overlay else []), "x": 0.01, "xanchor": "left"},
         height=140 + 300 * len(panels),
         margin={"l": 70, "r": 30, "t": 60, "b": 60},
         font={"family": "Helvetica, Arial, sans-serif", "size": 13, "color": "#222"},

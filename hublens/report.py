@@ -32,18 +32,20 @@ def _decimals(values: Sequence[float]) -> int:
 
 
 def _results_table(rows: Sequence[Row]) -> str:
-    """Layer × (metric, group) table of means with their CIs, rounded per column."""
-    keys = list(dict.fromkeys((r.metric, r.group) for r in rows))
+    """Layer × (metric, group[, lens]) table of means with their CIs, rounded per column."""
+    keys = list(dict.fromkeys((r.metric, r.group, r.lens) for r in rows))
+    overlay = len({key[2] for key in keys}) > 1  # several lenses: the lens names its column
     layers = sorted({r.layer for r in rows})
-    cell = {(r.layer, r.metric, r.group): r for r in rows}
+    cell = {(r.layer, r.metric, r.group, r.lens): r for r in rows}
     head = ['<th class="layer">layer</th>']
     digits = {}
     for key in keys:
-        column = [r for r in rows if (r.metric, r.group) == key]
+        column = [r for r in rows if (r.metric, r.group, r.lens) == key]
         digits[key] = _decimals([v for r in column for v in (r.mean, r.ci_low, r.ci_high)])
         ns = sorted({r.n for r in column})
         n_text = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
-        head.append(f'<th>{html.escape(label(*key))}<br><span class="muted">{n_text}</span></th>')
+        text = label(key[0], key[1], key[2] if overlay else "")
+        head.append(f'<th>{html.escape(text)}<br><span class="muted">{n_text}</span></th>')
     body = []
     for layer in layers:
         tds = [f'<th class="layer">{layer}</th>']

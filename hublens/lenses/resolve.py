@@ -9,7 +9,7 @@ Every lens analysis takes ``lens=``, one of these or a list of them (names uniqu
 - ``"jacobian"``: the model's Jacobian lens (:class:`hublens.lenses.jacobian.JacobianLensView`);
 - a lens folder (``lens.json`` + ``lens.safetensors``; its recorded kind picks the class);
 - a :class:`~hublens.hooks.lens.Lens` a user built (named by its ``name`` attribute, else its
-  class name).
+  ``kind``, else its class name).
 
 ``None`` follows the analysis's ``final_norm``: ``"logit"`` when True, ``"logit-raw"`` when
 False (the method presets set it). :func:`check_lens_spec` validates what can be checked without
@@ -86,8 +86,11 @@ def _as_list(lens: Any) -> list[Any]:
 def _spec_name(spec: Any) -> str:
     """The name a spec's rows carry (folders: their recorded kind)."""
     if isinstance(spec, Lens):
-        name = getattr(spec, "name", None)
-        return str(name) if isinstance(name, str) and name else type(spec).__name__
+        for attribute in ("name", "kind"):  # a user's name, else a fitted lens's kind
+            value = getattr(spec, attribute, None)
+            if isinstance(value, str) and value:
+                return value
+        return type(spec).__name__
     if isinstance(spec, str) and spec in LENS_NAMES:
         return spec
     if isinstance(spec, (str, os.PathLike)):
