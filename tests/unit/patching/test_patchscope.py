@@ -154,21 +154,32 @@ def test_identity_state_patched_into_itself_changes_nothing_exactly(tiny):
     torch.testing.assert_close(read.logprobs, clean.expand_as(read.logprobs), atol=1e-5, rtol=0)
 
 
-def test_greedy_patchscope_is_prompt_only_and_cache_invariant(tiny):
-    model, reference, _ = tiny
-    ident, slot, layer = bos_ids(model, IDENTITY_PROMPT), _slot(model), 1
-    state = _hf_state(reference, bos_ids(model, SOURCE), layer, -1)
-    seq = torch.tensor([ident])
-    with _hf_patch(reference, layer, slot, state, prompt_len=len(ident)), torch.no_grad():
-        for _ in range(4):  # full re-forwards: the patch applies to the prompt every step
+def _hf_greedy(reference, ids: list[int], steps: int) -> torch.Tensor:
+    seq = torch.tensor([ids])
+    with torch.no_grad():
+        for _ in range(steps):  # full re-forwards: a prompt patch applies every step
             nxt = reference(input_ids=seq).logits[:, -1].argmax(-1, keepdim=True)
             seq = torch.cat([seq, nxt], dim=1)
-    expected = model.tokenizer.decode(seq[0, len(ident) :])
-    cached = patchscope_generate(model, SOURCE, layers=[layer], max_new_tokens=4)
-    uncached = patchscope_generate(
-        model, SOURCE, layers=[layer], max_new_tokens=4, use_past_kv_cache=False
-    )
-    assert cached == uncached == {layer: expected}
+    return seq[0, len(ids) :]
+
+
+def test_greedy_patchscope_is_prompt_only_and_cache_invariant(tiny):
+    model, reference, _ = tiny
+    identity = "cat → cat; hello → hello; ?"  # placeholder last: the patch reaches the output
+    ident, slot = bos_ids(model, identity), _slot(model, identity)
+    unpatched = _hf_greedy(reference, ident, 4)
+    changed = 0
+    for text in (SOURCE, OTHER):
+        for layer in range(model.n_layers):
+            state = _hf_state(reference, bos_ids(model, text), layer, -1)
+            with _hf_patch(reference, layer, slot, state, prompt_len=len(ident)):
+                expected = _hf_greedy(reference, ident, 4)
+            changed += int(not torch.equal(expected, unpatched))
+            kwargs = {"layers": [layer], "identity": identity, "max_new_tokens": 4}
+            cached = patchscope_generate(model, text, **kwargs)
+            uncached = patchscope_generate(model, text, use_past_kv_cache=False, **kwargs)
+            assert cached == uncached == {layer: model.tokenizer.decode(expected)}
+    assert changed, "no patch changed the greedy tokens: the test could not see a missing hook"
     assert attached_hooks(model) == []
 
 
