@@ -28,9 +28,13 @@ def _parse_words(pairs: Sequence[str]) -> dict[str, str]:
 
 def _cmd_lens(args: argparse.Namespace) -> int:
     import hublens
-    from hublens.prompt_lens import translation_readout
+    from hublens.prompt_lens import translation_readouts
+    from hublens.scan_lenses import parse_lens_option
 
     words = _parse_words(args.word) if args.word else DEFAULT_WORDS
+    lens = parse_lens_option(args.lens) if args.lens else None  # checked before loading
+    if lens is not None and args.no_final_norm:
+        raise SystemExit("hublens: --no-final-norm with --lens: pass --lens logit-raw instead")
     started = time.perf_counter()
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
     loaded = time.perf_counter() - started
@@ -38,20 +42,33 @@ def _cmd_lens(args: argparse.Namespace) -> int:
         from hublens.views.cli import run_grid
 
         return run_grid(model, args)
-    readout = translation_readout(model, args.prompt, words, final_norm=not args.no_final_norm)
+    readouts = translation_readouts(
+        model, args.prompt, words, final_norm=not args.no_final_norm, lens=lens
+    )
     print(f"model: {model!r} (loaded in {loaded:.1f} s)")
-    print(readout.to_text())
+    print("\n\n".join(readout.to_text() for readout in readouts))
     if args.json:
+        per_lens = [
+            {
+                "lens": r.lens,
+                "lens_provenance": r.lens_provenance,
+                "final_norm": r.final_norm,
+                "probs": {lang: r.probs[:, i].tolist() for i, lang in enumerate(r.words)},
+                "top_tokens": r.top_tokens,
+            }
+            for r in readouts
+        ]
+        readout = readouts[0]
         payload = {
             "provenance": model.provenance.to_dict(),
             "prompt": readout.prompt,
-            "final_norm": readout.final_norm,
             "layers": readout.layers,
             "words": readout.words,
             "token_ids": readout.token_ids,
-            "probs": {lang: readout.probs[:, i].tolist() for i, lang in enumerate(readout.words)},
-            "top_tokens": readout.top_tokens,
+            **per_lens[0],
         }
+        if len(per_lens) > 1:
+            payload["lenses"] = per_lens
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(payload, handle, ensure_ascii=False, indent=1)
         print(f"wrote {args.json}")
@@ -90,6 +107,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
         names = [n.strip() for n in args.analyses.split(",") if n.strip()]
         resolve_analyses(names)
+    from hublens.scan_lenses import analyses_with_lenses, parse_lens_option, scan_lenses
+
+    requested = parse_lens_option(args.lens)  # checked before loading anything
     datasets = []
     for name in _data_names(args.data):
         data = ParallelData.load(name)
@@ -98,11 +118,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         datasets.append(data)
     layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
+    lenses, lens_record = scan_lenses(model, requested, args.method)
     results = [
         hublens.semantic_hub_scan(
             model,
             data,
-            analyses=names,
+            analyses=analyses_with_lenses(data, names, args.method, lenses) or names,
             layers=layers,
             batch_size=args.batch_size,
             progress=not args.no_progress,
@@ -111,6 +132,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         for data in datasets
     ]
     result = results[0] if len(results) == 1 else ScanResult.combine(results)
+    result.provenance["lenses"] = lens_record
     if not args.no_grids:  # a few token x layer lens grids per data set, shown in the report
         from hublens.views.examples import example_grids
 
@@ -130,7 +152,7 @@ def _summary(result) -> str:
         {layers[0], layers[len(layers) // 2], layers[(2 * len(layers)) // 3], layers[-1]}
     )
     wide = table[table["layer"].isin(picks)].pivot_table(
-        index=["analysis", "metric", "group"], columns="layer", values="mean", sort=False
+        index=["analysis", "metric", "group", "lens"], columns="layer", values="mean", sort=False
     )
     wide.columns = [f"L{c}" for c in wide.columns]
     return wide.to_string(float_format=lambda v: f"{v:.4f}", max_rows=80)
@@ -182,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--word", action="append", help="LANG=WORD to read (repeatable); default zh=花 en=flower"
     )
     lens.add_argument("--no-final-norm", action="store_true", help="unembed raw residuals")
+    lens.add_argument(
+        "--lens",
+        help="comma-separated lenses (logit, logit-raw, tuned, jacobian, a lens folder), read "
+        "off one forward; default: logit (logit-raw with --no-final-norm)",
+    )
     lens.add_argument("--json", help="also write the readout and provenance to this JSON file")
     from hublens.views.cli import add_grid_arguments  # --grid TEXT, --grid-out
 
@@ -217,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=METHODS,
         default=None,
         help="whose method the analyses follow (docs/methods.md); default: hublens",
+    )
+    scan.add_argument(
+        "--lens",
+        help="comma-separated lenses of the lens analyses: logit, logit-raw, tuned, jacobian or "
+        "a lens folder (e.g. logit,tuned); default: the method's logit lens, plus tuned when a "
+        "tuned lens for the model is shipped or cached (never fitted during a scan)",
     )
     scan.add_argument("--no-progress", action="store_true")
     scan.add_argument(
