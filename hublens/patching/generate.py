@@ -78,7 +78,7 @@ def patchscope_generate(
     model: Any,
     source: str,
     *,
-    layers: Layers = None,
+    layers: Layers | None = None,
     identity: str | None = None,
     placeholder: str = "?",
     position: int = -1,

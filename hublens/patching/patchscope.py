@@ -242,10 +242,11 @@ def patchscope_readout(
     """
     if (prompts is None) == (states is None):
         raise ValueError("pass either prompts (states are read from them) or states, not both.")
-    if states is None:
+    if prompts is not None:
         chosen, targets = _checked(model, prompts, layers, into)
-        n = len(prompts)  # type: ignore[arg-type]
+        n = len(prompts)
     else:
+        assert states is not None
         chosen, targets = target_layers(model, layers, into)
         if states.ndim != 3 or states.shape[0] != len(chosen) or states.shape[2] != model.d_model:
             raise ValueError(
