@@ -21,16 +21,15 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from hublens.hooks.lens import Lens, LogitLens
+from hublens.hooks.lens import LogitLens
 from hublens.lenses.artifact import LensArtifactError, read_config
 from hublens.lenses.jacobian import JacobianLensView
+from hublens.lenses.lens_quality import HeldOut, score
 
 #: TL's default (16) leaves few source positions in short prompts; the fits here read 64-token
 #: prompts, so 4 leading positions (BOS and the first words) are skipped.
@@ -40,66 +39,6 @@ SKIP_FIRST_POSITIONS = 4
 def prompts_sha256(prompts: Sequence[str]) -> str:
     """sha256 of a list of prompts (JSON-encoded, order kept)."""
     return hashlib.sha256(json.dumps(list(prompts), ensure_ascii=False).encode()).hexdigest()
-
-
-@dataclass
-class HeldOut:
-    """Residual rows of held-out texts, read once, to score each merged lens.
-
-    Attributes:
-        rows: ``{layer: (n_rows, d_model)}`` for every layer (``resid_post`` = ``hook_out``).
-        n_texts: How many held-out texts the rows come from.
-    """
-
-    rows: dict[int, Tensor]
-    n_texts: int
-
-    @classmethod
-    def capture(
-        cls, model: Any, texts: Sequence[str], *, max_seq_len: int, skip_first_positions: int
-    ) -> HeldOut:
-        """Run ``texts`` once and keep every layer's rows after the skipped positions."""
-        bridge = model.bridge
-        names = {layer: f"blocks.{layer}.hook_out" for layer in range(model.n_layers)}
-        wanted = set(names.values())
-        parts: dict[int, list[Tensor]] = {layer: [] for layer in names}
-        with torch.no_grad():
-            for text in texts:
-                tokens = bridge.to_tokens(text)[:, :max_seq_len]
-                _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in wanted)
-                for layer, name in names.items():
-                    parts[layer].append(cache[name][0, skip_first_positions:].float().cpu())
-        return cls({k: torch.cat(v) for k, v in parts.items()}, len(texts))
-
-
-def score(lens: Lens, held: HeldOut, n_layers: int, *, chunk: int = 32) -> dict[str, Any]:
-    """Per layer: top-1 agreement with the model's own distribution and KL(final || lens).
-
-    The model's own distribution is the last layer read through ``lens`` (the identity there
-    for every fitted lens, so it equals the model's log-probs).
-    """
-    last = n_layers - 1
-    n = held.rows[last].shape[0]
-    kl = torch.zeros(n_layers - 1, dtype=torch.float64)
-    agree = torch.zeros(n_layers - 1, dtype=torch.float64)
-    top1 = torch.zeros(n_layers - 1, n, dtype=torch.long)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        final = lens.logprobs(held.rows[last][start:stop], layer=last)
-        p_final = final.exp()
-        final_top = final.argmax(-1)
-        for layer in range(n_layers - 1):
-            lp = lens.logprobs(held.rows[layer][start:stop], layer=layer)
-            kl[layer] += (p_final * (final - lp)).sum(-1).double().sum()
-            ids = lp.argmax(-1)
-            agree[layer] += (ids == final_top).double().sum()
-            top1[layer, start:stop] = ids
-    return {
-        "kl": (kl / n).tolist(),
-        "top1_agreement": (agree / n).tolist(),
-        "top1_ids": top1,
-        "n_rows": n,
-    }
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -313,20 +252,22 @@ def fit_jacobian(
 
 # ---------------------------------------------------------------------- command line
 def add_arguments(parser: Any) -> None:
-    """The Jacobian fit's own options (``hublens fit-lens --kind jacobian`` adds them)."""
-    parser.add_argument("--prompts", type=int, default=64, help="fit prompts (default 64)")
-    parser.add_argument("--slice-size", type=int, default=8, help="prompts per saved slice")
-    parser.add_argument("--max-seq-len", type=int, default=64, help="tokens per prompt")
-    parser.add_argument("--heldout", type=int, default=4, help="held-out texts for the curve")
-    parser.add_argument("--dim-batch", type=int, default=32, help="outputs per backward pass")
-    parser.add_argument(
-        "--skip-first-positions", type=int, default=SKIP_FIRST_POSITIONS, help="leading skip"
+    """The Jacobian fit's own options, for ``hublens fit-lens`` (help prefixed ``jacobian:``)."""
+    add = parser.add_argument
+    add("--prompts", type=int, default=64, help="jacobian: fit prompts (default 64)")
+    add("--slice-size", type=int, default=8, help="jacobian: prompts per saved slice")
+    add("--max-seq-len", type=int, default=64, help="jacobian: tokens per prompt")
+    add("--heldout", type=int, default=4, help="jacobian: held-out texts for the curve")
+    add("--dim-batch", type=int, default=32, help="jacobian: outputs per backward pass")
+    add(
+        "--skip-first-positions",
+        type=int,
+        default=SKIP_FIRST_POSITIONS,
+        help="jacobian: leading positions left out of the average",
     )
-    parser.add_argument("--work-dir", default=None, help="slice folder (default OUT.slices)")
-    parser.add_argument("--fp32", action="store_true", help="store fp32 (default fp16)")
-    parser.add_argument(
-        "--time-budget-min", type=float, default=None, help="start no slice after this"
-    )
+    add("--work-dir", default=None, help="jacobian: slice folder (default OUT.slices)")
+    add("--fp32", action="store_true", help="jacobian: store fp32 (default fp16)")
+    add("--time-budget-min", type=float, default=None, help="jacobian: start no slice after")
 
 
 def _corpus_texts(args: Any, model: Any, n_texts: int) -> tuple[list[str], dict[str, Any]]:
@@ -367,7 +308,13 @@ def fit_jacobian_command(args: Any) -> int:
 
     import hublens
 
-    model = hublens.load_model(args.model)
+    dtype_name = getattr(args, "dtype", None)
+    if dtype_name:
+        from hublens.cli import _dtype
+
+        model = hublens.load_model(args.model, dtype=_dtype(dtype_name))
+    else:
+        model = hublens.load_model(args.model)
     if getattr(args, "out", None) is None:
         from hublens.lenses.store import default_out
 
@@ -404,6 +351,7 @@ def fit_jacobian_command(args: Any) -> int:
         seed=getattr(args, "seed", None),
         dtype=torch.float32 if getattr(args, "fp32", False) else torch.float16,
         time_budget_s=None if budget is None else 60.0 * float(budget),
+        show_progress=not getattr(args, "no_progress", False),
     )
     return 0
 
