@@ -115,10 +115,11 @@ def main() -> None:
     ids = torch.cat(targets)[None, :, None].expand(model.n_layers, -1, 1)
     layers = range(model.n_layers)
     built = lenses(model)
-    variants = {
-        name: (lambda lens=lens: lens.readout(h, ids, top_k=10, layer=layers))
-        for name, lens, _ in built
-    }
+
+    def reader(lens):
+        return lambda: lens.readout(h, ids, top_k=10, layer=layers)
+
+    variants = {name: reader(lens) for name, lens, _ in built}
     timings = measure(variants, warmup=1, repeats=args.repeats, memory=False)
     rows = h.shape[0] * h.shape[1]
     print(
