@@ -283,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hublens.adapters.cli import add_commands  # train-projector, multimodal
 
     add_commands(sub, common)
+
+    from hublens.lenses.cli import add_fit_lens_parser  # hublens fit-lens
+
+    add_fit_lens_parser(sub, common)
     return parser
 
 
