@@ -218,7 +218,7 @@ def figure(result: ScanResult, name: str) -> go.Figure:
                     colour, dash = PALETTE[n_line % len(PALETTE)], "solid"
                 n_line += 1
                 text = label(metric, group, lens if overlay else "")
-                meta = {"metric": metric, "group": group, "lens": lens}
+                meta = {"metric": metric, "group": group, **({"lens": lens} if overlay else {})}
                 bx, by = _band(line_rows)
                 if bx:
                     fig.add_trace(
