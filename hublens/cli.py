@@ -59,7 +59,7 @@ def _cmd_lens(args: argparse.Namespace) -> int:
             for r in readouts
         ]
         readout = readouts[0]
-        payload = {
+        payload: dict[str, object] = {
             "provenance": model.provenance.to_dict(),
             "prompt": readout.prompt,
             "layers": readout.layers,
