@@ -49,7 +49,18 @@ def _byte_chars() -> dict[int, str]:
 
 def is_byte_level(tokenizer) -> bool:
     """Whether the vocabulary is GPT-2-style byte-level (``Ġ`` marks a space) rather than
-    SentencePiece-style like the source's Llama-2 (``▁`` marks a space, ``<0xXX>`` bytes)."""
+    SentencePiece-style like the source's Llama-2 (``▁`` marks a space, ``<0xXX>`` bytes).
+
+    Remembered on the tokenizer object, with its size (the answer scans the whole vocabulary:
+    262k entries for Gemma, asked once per candidate string)."""
+    known = getattr(tokenizer, "_reference_byte_level", None)
+    if known is None or known[0] != len(tokenizer):
+        known = (len(tokenizer), _scan_byte_level(tokenizer))
+        tokenizer._reference_byte_level = known
+    return known[1]
+
+
+def _scan_byte_level(tokenizer) -> bool:
     vocab = tokenizer.get_vocab()
     if "<0x41>" in vocab or any(t.startswith("▁") for t in vocab):
         return False
