@@ -41,9 +41,12 @@ def init_lens(analysis: Any, explicit_final_norm: bool | None) -> None:
         explicit_final_norm: ``final_norm`` as the user passed it (None: not passed).
 
     Raises:
-        ValueError: See :func:`hublens.lenses.resolve.check_lens_spec`; or ``final_norm`` and a
-            logit ``lens`` that contradict each other.
+        ValueError: ``final_norm`` (after the preset) is not a bool; see
+            :func:`hublens.lenses.resolve.check_lens_spec`; or ``final_norm`` and a logit
+            ``lens`` that contradict each other.
     """
+    if not isinstance(analysis.final_norm, bool):
+        raise ValueError(f"final_norm={analysis.final_norm!r}: pass True or False.")
     names = check_lens_spec(analysis.lens)
     if explicit_final_norm is not None and analysis.lens is not None:
         wanted = default_lens_name(bool(explicit_final_norm))

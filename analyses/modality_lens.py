@@ -82,8 +82,6 @@ class ModalityLens(Analysis):
     def __post_init__(self) -> None:
         explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
-        if not isinstance(self.final_norm, bool):
-            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
         init_lens(self, explicit_final_norm)
 
     def queries(self, model: Any, data: Any) -> list[Query]:

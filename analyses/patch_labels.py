@@ -117,8 +117,6 @@ class PatchLabels(Analysis):
     def __post_init__(self) -> None:
         explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
-        if not isinstance(self.final_norm, bool):
-            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
         init_lens(self, explicit_final_norm)
         n = self.n_permutations
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -122,8 +122,6 @@ class LensProbe(Analysis):
         explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         check_token_policy(self.token_policy)
-        if not isinstance(self.final_norm, bool):
-            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
         check_max_items(self.max_items)
         init_lens(self, explicit_final_norm)
         self.options.update(

@@ -225,8 +225,6 @@ class ChineseRunningText(Analysis):
         explicit_final_norm = self.final_norm
         apply_preset(self, self.preset)
         check_max_items(self.max_items)
-        if not isinstance(self.final_norm, bool):
-            raise ValueError(f"final_norm={self.final_norm!r}: pass True or False.")
         init_lens(self, explicit_final_norm)
         if self.bos not in ("model", "none"):
             raise ValueError(f"bos={self.bos!r}: choose 'model' or 'none'.")

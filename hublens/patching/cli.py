@@ -62,7 +62,7 @@ def run_patch_command(args: argparse.Namespace) -> int:
     import torch
 
     import hublens
-    from hublens.cli import _dtype, _summary
+    from hublens.cli import _dtype
     from hublens.data import ParallelData
     from hublens.patching import ConceptPatching
 
@@ -74,12 +74,16 @@ def run_patch_command(args: argparse.Namespace) -> int:
     model = hublens.load_model(args.model, dtype=_dtype(args.dtype))
     print(f"model: {model!r} (loaded in {time.perf_counter() - started:.1f} s)")
     result = experiment.run(model, data)
-    report = result.save(Path(args.out))
+    return _write(result, Path(args.out))
+
+
+def _write(result: Any, out: Path) -> int:
+    """Save ``result`` under ``out`` and print its summary and what was written."""
+    from hublens.cli import _summary  # the cli imports this module: import at call time
+
+    report = result.save(out)
     print(_summary(result))
-    print(
-        f"{result.provenance['seconds']} s; wrote {Path(args.out) / 'result.json'}, "
-        f"result.csv and {report}"
-    )
+    print(f"{result.provenance['seconds']} s; wrote {out / 'result.json'}, result.csv and {report}")
     return 0
 
 
@@ -118,7 +122,7 @@ def run_patchscope_command(args: argparse.Namespace) -> int:
     import torch
 
     import hublens
-    from hublens.cli import _dtype, _summary
+    from hublens.cli import _dtype
     from hublens.data import ParallelData
     from hublens.patching.generate import patchscope_generate
     from hublens.patching.patchscope_translation import TranslationPatchscope
@@ -153,13 +157,7 @@ def run_patchscope_command(args: argparse.Namespace) -> int:
         for examples in result.examples.values():
             examples.extend(lines)
         print("\n".join(lines))
-    report = result.save(Path(args.out))
-    print(_summary(result))
-    print(
-        f"{result.provenance['seconds']} s; wrote {Path(args.out) / 'result.json'}, "
-        f"result.csv and {report}"
-    )
-    return 0
+    return _write(result, Path(args.out))
 
 
 def add_patchscope_parser(sub: Any, common: argparse.ArgumentParser) -> None:
