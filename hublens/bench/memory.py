@@ -80,9 +80,18 @@ def memory_data(n_items: int) -> ParallelData:
 
 
 def scan_memory(
-    name: str, n_items: int, *, batch_size: int = 32, threads: int = 1, timeout: float = 1800
+    name: str,
+    n_items: int,
+    *,
+    batch_size: int = 32,
+    threads: int = 1,
+    timeout: float = 1800,
+    checkout: str | None = None,
 ) -> dict[str, Any]:
     """Peak memory of one scan of ``n_items`` items in a fresh process.
+
+    ``checkout``: a source tree whose ``hublens`` the child imports instead of the installed
+    one (to measure another version side by side, ``benchmarks/memory_growth.py``).
 
     Returns:
         ``n_items``, ``n_texts``, ``seconds``, ``scan_peak_mb`` (above the scan's start) and
@@ -90,11 +99,14 @@ def scan_memory(
     """
     code = _CHILD.format(name=name, n_items=n_items, batch_size=batch_size, threads=threads)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    if checkout is not None:
+        env["PYTHONPATH"] = checkout
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env=env,
+        cwd=checkout,
         timeout=timeout,
         check=False,
     )
