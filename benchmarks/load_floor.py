@@ -19,12 +19,11 @@ the libraries' time is a floor no hublens change can go below.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 from typing import Any
+
+from benchmarks.fresh import load_average, run_python
 
 HUBLENS = """
 import json, time
@@ -65,15 +64,6 @@ print(json.dumps({{"imports": t1 - t0, "weights": t2 - t1, "tokenizer": t3 - t2,
 """
 
 
-def _child(code: str) -> dict[str, float]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
 def measure(name: str, repeats: int) -> dict[str, Any]:
     """Alternating fresh-process runs of both variants for one bundled model."""
     import hublens
@@ -94,7 +84,7 @@ def measure(name: str, repeats: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {"hublens": [], "libraries": []}
     for _ in range(repeats):
         for variant, code in codes.items():
-            runs[variant].append(_child(code))
+            runs[variant].append(run_python(code))
     return {"model": name, "runs": runs}
 
 
@@ -111,11 +101,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with open("/proc/loadavg") as handle:
-        start_load = handle.read().split()[0]
+    start_load = load_average()
     rows = [measure(name, args.repeats) for name in args.models]
-    with open("/proc/loadavg") as handle:
-        end_load = handle.read().split()[0]
+    end_load = load_average()
     print(f"{os.cpu_count()} cores, load average {start_load} at start, {end_load} at end\n")
     print(
         "| model | hublens median s | libraries median s | hublens / libraries "

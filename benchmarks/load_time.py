@@ -10,9 +10,9 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from benchmarks.fresh import run_python
 
 CHILD = """
 import time
@@ -25,20 +25,7 @@ print(time.perf_counter() - t)
 
 def time_load(name: str) -> float:
     """Seconds for one load in a new interpreter."""
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(name=name)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={"HF_HUB_OFFLINE": "1", **_env()},
-    )
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
+    return float(run_python(CHILD.format(name=name)))
 
 
 def main() -> None:

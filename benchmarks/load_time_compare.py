@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from benchmarks.fresh import load_average, run_python
 
 CHILD = """
 import time
@@ -25,16 +25,7 @@ print(time.perf_counter() - t)
 
 def time_load(name: str, checkout: Path) -> float:
     """Seconds for one load in a new interpreter importing hublens from ``checkout``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(checkout)}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(name=name)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=checkout,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(run_python(CHILD.format(name=name), checkout=checkout))
 
 
 def main() -> None:
@@ -44,9 +35,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with open("/proc/loadavg") as handle:
-        load = handle.read().split()[0]
-    print(f"machine: {os.cpu_count()} cores, load average {load} at start\n")
+    print(f"machine: {os.cpu_count()} cores, load average {load_average()} at start\n")
     print(
         "| model | before median s | after median s | after / before | runs before | runs after |"
     )

@@ -19,12 +19,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.fresh import load_average
 from hublens.bench.memory import scan_memory
-
-
-def _loadavg() -> str:
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        return handle.read().split()[0]
 
 
 def main() -> None:
@@ -35,7 +31,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[250, 4000])
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    start = _loadavg()
+    start = load_average()
     checkouts = {"before": str(args.before.resolve()), "after": str(args.after.resolve())}
     runs: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = {}
     for name in args.models:
@@ -46,7 +42,7 @@ def main() -> None:
                     result = scan_memory(name, n, checkout=checkout)
                     runs[name][variant][n].append(result)
                     print(f"[{name}] {variant} {n} items: {result}", flush=True)
-    print(f"\n{os.cpu_count()} cores, load average {start} at start, {_loadavg()} at end\n")
+    print(f"\n{os.cpu_count()} cores, load average {start} at start, {load_average()} at end\n")
     first, last = args.sizes[0], args.sizes[-1]
     print(
         f"| model | checkout | scan peak MB, {first} items | scan peak MB, {last} items "

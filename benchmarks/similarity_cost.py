@@ -14,11 +14,10 @@ forward twice.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from benchmarks.fresh import load_average, run_python
 
 CHILD = """
 import json, torch
@@ -59,17 +58,9 @@ print(json.dumps({{
 
 def run(checkout: Path, model: str, items: int, repeats: int) -> dict:
     """The ratios measured by ``checkout``'s hublens in a new interpreter."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(checkout)}
     code = CHILD.format(model=model, items=items, repeats=repeats)
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=checkout,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict = run_python(code, checkout=checkout, OMP_NUM_THREADS="1")
+    return result
 
 
 def main() -> None:
@@ -80,10 +71,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with open("/proc/loadavg") as handle:
-        load = handle.read().split()[0]
     print(
-        f"machine: {os.cpu_count()} cores, load average {load} at start; model {args.model}, "
+        f"machine: {os.cpu_count()} cores, load average {load_average()} at start; "
+        f"model {args.model}, "
         f"{args.items} items, 1 thread, CPU time, medians of {args.repeats} interleaved rounds\n"
     )
     results = {
