@@ -20,8 +20,11 @@ def run_python(code: str, *, checkout: Path | str | None = None, **env: str) -> 
         **env: Environment variables added for the child (``HF_HUB_OFFLINE=1`` always is).
 
     Raises:
+        ValueError: ``checkout`` holds no hublens package (checked before the child starts).
         subprocess.CalledProcessError: The child failed (its stderr is in the exception).
     """
+    if checkout is not None:
+        check_checkout(checkout)
     child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     if checkout is not None:
         child_env["PYTHONPATH"] = str(checkout)
@@ -34,6 +37,15 @@ def run_python(code: str, *, checkout: Path | str | None = None, **env: str) -> 
         cwd=checkout,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_checkout(checkout: Path | str) -> None:
+    """Refuse a folder that holds no hublens source tree, naming it and the fix."""
+    if not (Path(checkout) / "hublens" / "__init__.py").is_file():
+        raise ValueError(
+            f"checkout={str(checkout)!r} has no hublens/__init__.py: pass the root of a hublens "
+            "source tree (e.g. `git archive <commit> | tar -x -C DIR`)."
+        )
 
 
 def load_average() -> str:

@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.fresh import load_average
+from benchmarks.fresh import check_checkout, load_average
 from hublens.bench.memory import scan_memory
 
 
@@ -33,6 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     start = load_average()
     checkouts = {"before": str(args.before.resolve()), "after": str(args.after.resolve())}
+    for checkout in checkouts.values():
+        check_checkout(checkout)
     runs: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = {}
     for name in args.models:
         runs[name] = {v: {n: [] for n in args.sizes} for v in checkouts}
